@@ -1,0 +1,24 @@
+# Two entry points for a fresh clone; each installs what it needs into .venv first.
+#   make demo   evolve a loss with the quick preset, then show the result
+#   make test   run the test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+$(BIN)/.installed: setup.cfg setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	rm -rf runs/demo
+	$(BIN)/deap-mln evolve --preset quick --seed 0 --out runs/demo
+	$(BIN)/deap-mln show runs/demo
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+.PHONY: install demo test

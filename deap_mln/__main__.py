@@ -1,0 +1,5 @@
+import sys
+
+from deap_mln.cli import main
+
+sys.exit(main())

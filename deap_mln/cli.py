@@ -1,0 +1,161 @@
+"""Command line: ``deap-mln evolve`` and ``deap-mln show``.
+
+Bad flags or values exit with code 2 and a one-line reason; an interrupted run keeps
+its last checkpoint and continues with ``--resume``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .config import ALGORITHMS, EVALUATION_PATHS, PRESETS, TASK_KINDS, EvolutionConfig, preset
+from .parallel import BACKENDS
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes such as 32,64,128, got {text!r}") from None
+    return sizes
+
+
+# CLI flag -> config field, for the overrides of `evolve`
+OVERRIDES = {
+    "mu": "mu", "lambda_": "lambda_", "generations": "generations", "pool_size": "pool_size",
+    "train_size": "train_size", "val_size": "val_size", "tasks_per_eval": "tasks_per_eval",
+    "epochs": "inner_epochs", "hidden": "hidden", "evaluation": "evaluation", "grid_size": "grid_size",
+    "chunk_size": "chunk_size", "task_kind": "task_kind", "initial_sigma": "initial_sigma", "tau": "tau",
+    "patience": "patience", "checkpoint_every": "checkpoint_every",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="deap-mln", description="Evolve loss functions for classification with DEAP and PyTorch.")
+    parser.add_argument("--version", action="version", version=f"deap_mln {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ev = sub.add_parser("evolve", help="evolve a Meta-Loss Network on synthetic meta-tasks")
+    ev.add_argument("--out", required=True, type=Path, help="run directory to write (or resume)")
+    ev.add_argument("--algorithm", choices=ALGORITHMS, default="hybrid", help="hybrid ES-GA (default) or ES-only")
+    ev.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="base settings (default: quick)")
+    ev.add_argument("--config", type=Path, help="JSON config file (instead of --preset)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    ev.add_argument("--population", type=_positive_int, help="mu + lambda, split evenly (paper: 50)")
+    ev.add_argument("--mu", type=_positive_int, help="parents kept per generation")
+    ev.add_argument("--lambda", dest="lambda_", type=_positive_int, help="offspring per generation")
+    ev.add_argument("--generations", type=int)
+    ev.add_argument("--pool-size", type=_positive_int)
+    ev.add_argument("--train-size", type=_positive_int)
+    ev.add_argument("--val-size", type=_positive_int)
+    ev.add_argument("--tasks-per-eval", type=_positive_int)
+    ev.add_argument("--epochs", type=_positive_int, help="inner-loop epochs")
+    ev.add_argument("--hidden", type=_hidden, help="MLN hidden sizes, e.g. 32,64,128,256,512")
+    ev.add_argument("--task-kind", choices=TASK_KINDS)
+    ev.add_argument("--evaluation", choices=EVALUATION_PATHS, help="fast (tabulated, default) or exact")
+    ev.add_argument("--grid-size", type=_positive_int, help="points of the fast path's table")
+    ev.add_argument("--chunk-size", type=_positive_int, help="individuals trained together per work item")
+    ev.add_argument("--initial-sigma", type=float)
+    ev.add_argument("--tau", type=float)
+    ev.add_argument("--patience", type=int, help="stop after this many generations without improvement (0: never)")
+    ev.add_argument("--checkpoint-every", type=int)
+    ev.add_argument("--backend", choices=BACKENDS, default="auto",
+                    help="auto: SCOOP under its launcher, else a process pool if --workers > 1, else serial")
+    ev.add_argument("--workers", type=_positive_int, default=1, help="process-pool workers (default 1)")
+    ev.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    show = sub.add_parser("show", help="summarise a run directory")
+    show.add_argument("run_dir", type=Path)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> EvolutionConfig:
+    overrides = {field: getattr(args, flag) for flag, field in OVERRIDES.items() if getattr(args, flag) is not None}
+    if args.population is not None:
+        if args.population % 2 or args.mu is not None or args.lambda_ is not None:
+            raise UsageError("--population must be even and not combined with --mu/--lambda")
+        overrides["mu"] = overrides["lambda_"] = args.population // 2
+    overrides["algorithm"], overrides["seed"] = args.algorithm, args.seed
+    if args.config is not None:
+        base = EvolutionConfig.load(args.config).to_dict()
+        return EvolutionConfig.from_dict({**base, **overrides})
+    return preset(args.preset, **overrides)
+
+
+def cmd_evolve(args: argparse.Namespace) -> int:
+    from .run import evolve
+
+    if args.resume:
+        given = [f"--{flag.rstrip('_').replace('_', '-')}" for flag in OVERRIDES if getattr(args, flag) is not None]
+        if given:
+            raise UsageError(f"--resume continues the run with its own config.json; drop {' '.join(given)}")
+        config = EvolutionConfig()  # replaced by the run's config.json
+    else:
+        config = config_from_args(args)
+    result = evolve(config, args.out, resume=args.resume, backend=args.backend, workers=args.workers,
+                    progress=None if args.quiet else print)
+    print(f"best fitness {result.best_fitness:.5f} after {result.state.generation} generations "
+          f"in {result.seconds:.1f} s; run directory: {result.out_dir}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .mln import load_loss_record
+    from .run import BEST_LOSS_FILE, CONFIG_FILE, LOGBOOK_FILE
+
+    run = args.run_dir
+    if not (run / CONFIG_FILE).is_file():
+        raise UsageError(f"{run} is not a run directory (no {CONFIG_FILE})")
+    config = EvolutionConfig.load(run / CONFIG_FILE)
+    record = load_loss_record(run / BEST_LOSS_FILE)
+    rows = (run / LOGBOOK_FILE).read_text().splitlines()
+    print(f"run {run}: {config.algorithm}, seed {config.seed}, MLN hidden {list(config.hidden)}")
+    print(f"best loss: fitness {record['metadata']['fitness']:.5f}, sigma {record['metadata']['sigma']:.3e}, "
+          f"{record['metadata']['generations']} generations")
+    print("logbook (first and last generations):")
+    for line in rows[:3] + (["..."] if len(rows) > 5 else []) + rows[max(3, len(rows) - 2):]:
+        print("  " + line)
+    print("files: " + ", ".join(sorted(p.name for p in run.iterdir() if not p.name.endswith(".tmp"))))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"evolve": cmd_evolve, "show": cmd_show}[args.command](args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"deap-mln: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("deap-mln: interrupted; the last checkpoint is kept: continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Run configuration: one dataclass, two presets, JSON in and out.
+
+Every field is used by the run and checked by :meth:`EvolutionConfig.validate`;
+``docs/configuration.md`` describes each one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .mln import PAPER_HIDDEN
+
+ALGORITHMS = ("hybrid", "es")
+EVALUATION_PATHS = ("fast", "exact")
+TASK_KINDS = ("linear", "nonlinear")
+
+
+@dataclass
+class EvolutionConfig:
+    """Everything that determines an evolution run's numbers (not how many workers ran it)."""
+
+    # search (Algorithm 1 of the Adaptive-MLN paper)
+    algorithm: str = "hybrid"          # hybrid: roulette + one-point crossover + mutation; es: mutation only
+    seed: int = 0
+    mu: int = 25                       # parents kept each generation
+    lambda_: int = 25                  # offspring made each generation
+    generations: int = 100
+    crossover_prob: float = 1.0        # chance a pair of hybrid offspring is crossed (ignored by es)
+    initial_sigma: float = 0.01        # mutation strength of every initial individual
+    tau: float = 0.2                   # learning rate of log-normal self-adaptation (Eq. 3)
+    sigma_floor: float = 1e-5          # sigma never drops below this
+    convergence_epsilon: float = 1e-5  # stop when the best fitness improves less than this ...
+    patience: int = 20                 # ... for this many generations (0: never stop early)
+    # meta-loss network
+    hidden: tuple[int, ...] = PAPER_HIDDEN
+    # synthetic meta-tasks
+    task_kind: str = "linear"          # linear: perceptron ground truth; nonlinear: three-layer perceptron
+    input_dim: int = 5
+    mixture_components: int = 50
+    pool_size: int = 500_000
+    train_size: int = 50_000
+    val_size: int = 10_000
+    tasks_per_eval: int = 1            # tasks per generation; every individual of a generation sees the same ones
+    # inner loop (meta-training)
+    inner_lr: float = 0.1
+    inner_batch: int = 100
+    inner_epochs: int = 10
+    # evaluation
+    evaluation: str = "fast"           # fast: tabulated loss; exact: the MLN at every step
+    grid_size: int = 513               # points of the fast path's table over p_true in [0, 1]
+    chunk_size: int = 25               # individuals trained together; fixed here so results never depend on workers
+    checkpoint_every: int = 5          # generations between checkpoints (0: only at the end)
+
+    def validate(self) -> "EvolutionConfig":
+        """Raise ValueError naming the first field that is out of range."""
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(msg)
+
+        need(self.algorithm in ALGORITHMS, f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        need(self.evaluation in EVALUATION_PATHS, f"evaluation must be one of {EVALUATION_PATHS}, got {self.evaluation!r}")
+        need(self.task_kind in TASK_KINDS, f"task_kind must be one of {TASK_KINDS}, got {self.task_kind!r}")
+        for name in ("mu", "lambda_", "input_dim", "mixture_components", "pool_size", "train_size",
+                     "val_size", "tasks_per_eval", "inner_batch", "inner_epochs", "chunk_size"):
+            need(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("generations", "patience", "checkpoint_every"):
+            need(getattr(self, name) >= 0, f"{name} must be non-negative, got {getattr(self, name)}")
+        need(0.0 <= self.crossover_prob <= 1.0, f"crossover_prob must be in [0, 1], got {self.crossover_prob}")
+        need(self.initial_sigma > 0, f"initial_sigma must be positive, got {self.initial_sigma}")
+        need(self.tau >= 0, f"tau must be non-negative, got {self.tau}")
+        need(0 < self.sigma_floor <= self.initial_sigma,
+             f"sigma_floor must be in (0, initial_sigma], got {self.sigma_floor}")
+        need(self.convergence_epsilon >= 0, f"convergence_epsilon must be non-negative, got {self.convergence_epsilon}")
+        need(len(self.hidden) >= 1 and all(int(h) >= 1 for h in self.hidden),
+             f"hidden must be a non-empty list of positive sizes, got {self.hidden}")
+        need(self.train_size + self.val_size <= self.pool_size,
+             f"train_size + val_size ({self.train_size + self.val_size}) must not exceed pool_size ({self.pool_size})")
+        need(self.inner_batch <= self.train_size,
+             f"inner_batch ({self.inner_batch}) must not exceed train_size ({self.train_size})")
+        need(self.inner_lr > 0, f"inner_lr must be positive, got {self.inner_lr}")
+        need(self.grid_size >= 3, f"grid_size must be at least 3, got {self.grid_size}")
+        return self
+
+    @property
+    def inner_steps(self) -> int:
+        """SGD steps of one inner training: epochs x batches per epoch (last partial batch dropped)."""
+        return self.inner_epochs * (self.train_size // self.inner_batch)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EvolutionConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config fields: {', '.join(unknown)}")
+        data = dict(data)
+        if "hidden" in data:
+            data["hidden"] = tuple(int(h) for h in data["hidden"])
+        return cls(**data).validate()
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EvolutionConfig":
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's sizes (Adaptive-MLN, Sec. 4): population 25 + 25, 100 generations,
+    # pool 500,000, tasks of 50,000 / 10,000 points, SGD lr 0.1, batch 100, 10 epochs.
+    "paper": {},
+    # A few minutes on a 2-core laptop: same algorithm and MLN, smaller tasks, fewer generations.
+    "quick": dict(generations=30, pool_size=20_000, train_size=2_000, val_size=2_000,
+                  tasks_per_eval=4, patience=0),
+}
+
+
+def preset(name: str, **overrides: Any) -> EvolutionConfig:
+    """The named preset with field overrides applied, validated."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    return EvolutionConfig.from_dict(values)

@@ -1,0 +1,220 @@
+"""Meta-Loss Network (MLN): the network, its DEAP genome, and its use as a loss.
+
+The MLN of the Adaptive-MLN paper maps four inputs to a non-negative loss value:
+4 -> 32 -> 64 -> 128 -> 256 -> 512 -> 1, PReLU between layers, Softplus at the end
+(175,718 parameters). Eq. 4 applies it to a K-class prediction as
+    loss = sum over false classes i of MLN([p_true, p_false_i, 1, 0]).
+
+The genome is the flat float32 vector of the module's parameters in
+``module.parameters()`` order; :func:`genome_to_module` and :func:`module_to_genome`
+convert without loss. :func:`batched_mln_forward` evaluates many genomes at once
+without building modules, for the population-wide inner loop.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+PAPER_HIDDEN: tuple[int, ...] = (32, 64, 128, 256, 512)
+MLN_INPUTS = 4
+LOSS_FILE_FORMAT = "deap_mln.loss/1"
+
+
+class MetaLossNetwork(nn.Module):
+    """MLP 4 -> hidden... -> 1 with PReLU activations and a Softplus output.
+
+    Weights get Glorot (Xavier) uniform initialisation and biases zero; each PReLU has
+    one slope (initial 0.25), so the paper's sizes give 175,718 parameters.
+    """
+
+    def __init__(self, hidden: Sequence[int] = PAPER_HIDDEN):
+        super().__init__()
+        self.hidden = tuple(int(h) for h in hidden)
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden sizes must be positive integers, got {hidden!r}")
+        layers: list[nn.Module] = []
+        width = MLN_INPUTS
+        for h in self.hidden:
+            layers += [nn.Linear(width, h), nn.PReLU()]
+            width = h
+        layers += [nn.Linear(width, 1), nn.Softplus()]
+        self.net = nn.Sequential(*layers)
+        for m in self.net:
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Loss values for inputs of shape (..., 4); returns shape (...)."""
+        return self.net(x).squeeze(-1)
+
+
+@dataclass(frozen=True)
+class LayerSlices:
+    """Where one layer's weight, bias and (optional) PReLU slope lie in the genome."""
+
+    weight: slice
+    weight_shape: tuple[int, int]
+    bias: slice
+    slope: int | None  # index of the PReLU slope; None for the output layer
+
+
+def genome_layout(hidden: Sequence[int] = PAPER_HIDDEN) -> list[LayerSlices]:
+    """The genome's layout, in the same order as ``MetaLossNetwork.parameters()``."""
+    layout, offset, width = [], 0, MLN_INPUTS
+    sizes = list(hidden) + [1]
+    for i, out in enumerate(sizes):
+        w = slice(offset, offset + out * width)
+        offset = w.stop
+        b = slice(offset, offset + out)
+        offset = b.stop
+        slope = None
+        if i < len(hidden):
+            slope, offset = offset, offset + 1
+        layout.append(LayerSlices(w, (out, width), b, slope))
+        width = out
+    return layout
+
+
+def genome_size(hidden: Sequence[int] = PAPER_HIDDEN) -> int:
+    """Number of parameters of an MLN with these hidden sizes (175,718 for the paper's)."""
+    last = genome_layout(hidden)[-1]
+    return last.bias.stop
+
+
+def module_to_genome(module: MetaLossNetwork) -> np.ndarray:
+    """Flat float32 copy of the module's parameters (the DEAP genome)."""
+    return torch.nn.utils.parameters_to_vector(module.parameters()).detach().cpu().numpy().astype(np.float32, copy=True)
+
+
+def genome_to_module(genome: np.ndarray, hidden: Sequence[int] = PAPER_HIDDEN) -> MetaLossNetwork:
+    """Build an MLN whose parameters are exactly ``genome`` (float32)."""
+    module = MetaLossNetwork(hidden)
+    vector = torch.as_tensor(np.asarray(genome, dtype=np.float32)).clone()
+    if vector.numel() != genome_size(hidden):
+        raise ValueError(
+            f"genome has {vector.numel()} values but an MLN with hidden sizes {tuple(hidden)} "
+            f"has {genome_size(hidden)} parameters"
+        )
+    torch.nn.utils.vector_to_parameters(vector, module.parameters())
+    return module
+
+
+def glorot_genome(hidden: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """A genome drawn like a freshly initialised MLN (Glorot weights, zero biases,
+    PReLU slopes 0.25), from an explicit numpy generator."""
+    genome = np.zeros(genome_size(hidden), dtype=np.float32)
+    for layer in genome_layout(hidden):
+        fan_out, fan_in = layer.weight_shape
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        genome[layer.weight] = rng.uniform(-bound, bound, size=fan_out * fan_in)
+        if layer.slope is not None:
+            genome[layer.slope] = 0.25
+    return genome
+
+
+def batched_mln_forward(genomes: torch.Tensor, inputs: torch.Tensor, hidden: Sequence[int]) -> torch.Tensor:
+    """Evaluate P MLNs at once.
+
+    genomes: (P, D) float tensor; inputs: (P, N, 4). Returns (P, N) loss values.
+    Uses batched matmuls (``bmm``), whose per-member results do not depend on P.
+    """
+    h = inputs
+    layout = genome_layout(hidden)
+    for i, layer in enumerate(layout):
+        out, width = layer.weight_shape
+        w = genomes[:, layer.weight].reshape(-1, out, width)
+        b = genomes[:, layer.bias].unsqueeze(1)
+        h = torch.baddbmm(b, h, w.transpose(1, 2))
+        if layer.slope is not None:
+            a = genomes[:, layer.slope].reshape(-1, 1, 1)
+            h = torch.where(h >= 0, h, a * h)
+        elif i == len(layout) - 1:
+            h = F.softplus(h)
+    return h.squeeze(-1)
+
+
+def eq4_inputs(p_true: torch.Tensor, p_false: torch.Tensor) -> torch.Tensor:
+    """Stack Eq. 4's MLN inputs [p_true, p_false, 1, 0] along a new last axis."""
+    ones = torch.ones_like(p_true)
+    return torch.stack([p_true, p_false, ones, torch.zeros_like(p_true)], dim=-1)
+
+
+class MLNLoss(nn.Module):
+    """Drop-in classification loss from logits and integer targets (Eq. 4).
+
+    Like ``nn.CrossEntropyLoss``: ``loss(logits (N, K), target (N,))`` with
+    ``reduction`` in {"mean", "sum", "none"}. For each sample it sums the MLN over the
+    K-1 false classes i of [p_true, p_false_i, 1, 0], where p = softmax(logits).
+    A binary task is the case K = 2 (one false class).
+    """
+
+    def __init__(self, mln: MetaLossNetwork, reduction: str = "mean"):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.mln = mln
+        self.reduction = reduction
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.dim() != 2 or logits.shape[1] < 2:
+            raise ValueError(f"logits must have shape (N, K) with K >= 2, got {tuple(logits.shape)}")
+        p = torch.softmax(logits, dim=1)
+        n, k = p.shape
+        p_true = p.gather(1, target.view(-1, 1))  # (N, 1)
+        false_mask = torch.ones_like(p, dtype=torch.bool).scatter_(1, target.view(-1, 1), False)
+        p_false = p[false_mask].view(n, k - 1)
+        per_sample = self.mln(eq4_inputs(p_true.expand(n, k - 1), p_false)).sum(dim=1)
+        if self.reduction == "mean":
+            return per_sample.mean()
+        if self.reduction == "sum":
+            return per_sample.sum()
+        return per_sample
+
+
+def save_loss(path: str | Path, genome: np.ndarray, hidden: Sequence[int], metadata: dict | None = None) -> None:
+    """Save an evolved MLN in a weights-only file: a dict of a tensor and plain values.
+
+    The file is written to a temporary name first, then renamed (atomic on POSIX).
+    """
+    path = Path(path)
+    record = {
+        "format": LOSS_FILE_FORMAT,
+        "hidden": [int(h) for h in hidden],
+        "genome": torch.as_tensor(np.asarray(genome, dtype=np.float32)).clone(),
+        "metadata": dict(metadata or {}),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(record, tmp)
+    tmp.replace(path)
+
+
+def load_loss_record(path: str | Path) -> dict:
+    """Read a file written by :func:`save_loss`; executes no pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved loss at {path}")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise ValueError(f"{path} is not a readable deap_mln loss file ({exc.__class__.__name__}: {exc})") from exc
+    if not isinstance(record, dict) or record.get("format") != LOSS_FILE_FORMAT:
+        raise ValueError(f"{path} is not a deap_mln loss file (expected format {LOSS_FILE_FORMAT!r})")
+    hidden = tuple(record["hidden"])
+    if record["genome"].numel() != genome_size(hidden):
+        raise ValueError(f"{path}: genome length {record['genome'].numel()} does not match hidden sizes {hidden}")
+    return record
+
+
+def load_loss(path: str | Path, reduction: str = "mean") -> MLNLoss:
+    """Load a saved evolved loss as a ready-to-use :class:`MLNLoss`."""
+    record = load_loss_record(path)
+    mln = genome_to_module(record["genome"].numpy(), record["hidden"])
+    return MLNLoss(mln, reduction=reduction)

@@ -1,0 +1,83 @@
+"""DEAP-style variation and selection operators for MLN genomes.
+
+Each operator changes individuals in place and returns a tuple (variation) or returns a
+list of chosen individuals (selection), so it registers on a ``deap.base.Toolbox`` like
+DEAP's own. Randomness comes from an explicit ``numpy.random.Generator`` bound at
+registration (``toolbox.register("mutate", mutate_log_normal, rng=rng, ...)``), never
+from a hidden global state.
+
+An individual is a 1-D numpy array (the genome) with two attributes: ``fitness`` and
+``strategy``, its mutation strength sigma (one per individual, as in Eq. 3).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, TypeVar
+
+import numpy as np
+
+Ind = TypeVar("Ind", bound=np.ndarray)
+
+
+def cx_one_point(ind1: Ind, ind2: Ind, rng: np.random.Generator) -> tuple[Ind, Ind]:
+    """One-point crossover of two genomes (Eq. 2), safe for numpy individuals.
+
+    A cut c is drawn uniformly in [1, n - 1]; the children are ind1[:c] + ind2[c:] and
+    ind2[:c] + ind1[c:]. The tail is copied before the swap: numpy slices are views, and
+    swapping views (as ``deap.tools.cxOnePoint`` does) leaves one child unchanged.
+    Both children get the geometric mean of the parents' sigmas (intermediate
+    recombination of the strategy parameter, the usual choice in ES).
+    """
+    n = len(ind1)
+    if n != len(ind2):
+        raise ValueError(f"parents differ in length: {n} and {len(ind2)}")
+    if n < 2:
+        return ind1, ind2
+    c = int(rng.integers(1, n))
+    tail = ind1[c:].copy()
+    ind1[c:] = ind2[c:]
+    ind2[c:] = tail
+    sigma = math.sqrt(ind1.strategy * ind2.strategy)
+    ind1.strategy = ind2.strategy = sigma
+    return ind1, ind2
+
+
+def mutate_log_normal(individual: Ind, rng: np.random.Generator, tau: float, sigma_floor: float) -> tuple[Ind]:
+    """Self-adaptive log-normal mutation with one sigma per individual (Eq. 3).
+
+        sigma <- max(sigma_floor, sigma * exp(tau * N(0, 1)))
+        theta <- theta + sigma * N(0, I)
+
+    (``deap.tools.mutESLogNormal`` keeps one sigma per gene instead.)
+    """
+    individual.strategy = max(sigma_floor, individual.strategy * math.exp(tau * rng.standard_normal()))
+    noise = rng.standard_normal(individual.shape[0], dtype=np.float32)
+    individual += np.float32(individual.strategy) * noise
+    return (individual,)
+
+
+def roulette_weights(wvalues: np.ndarray) -> np.ndarray:
+    """Positive selection weights from weighted fitness values (higher is better).
+
+    Windowing: w_i = f_i - f_min + (f_max - f_min) / n. Correct for negative fitness such
+    as the paper's -MSE; the worst individual keeps a small chance; equal fitness gives
+    uniform weights. Returns probabilities that sum to 1.
+    """
+    f = np.asarray(wvalues, dtype=np.float64)
+    spread = f.max() - f.min()
+    if not np.isfinite(spread) or spread == 0.0:
+        return np.full(len(f), 1.0 / len(f))
+    w = f - f.min() + spread / len(f)
+    return w / w.sum()
+
+
+def select_roulette(individuals: Sequence[Ind], k: int, rng: np.random.Generator) -> list[Ind]:
+    """Fitness-proportional selection of k individuals (with replacement) using
+    :func:`roulette_weights` of the first fitness objective; always returns k."""
+    p = roulette_weights(np.array([ind.fitness.wvalues[0] for ind in individuals]))
+    return [individuals[i] for i in rng.choice(len(individuals), size=k, replace=True, p=p)]
+
+
+def select_uniform(individuals: Sequence[Ind], k: int, rng: np.random.Generator) -> list[Ind]:
+    """k individuals drawn uniformly with replacement: the ES's parent choice."""
+    return [individuals[i] for i in rng.integers(len(individuals), size=k)]
