@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from .config import EvolutionConfig
-from .inner import classifier_sizes, init_classifier, train_population, validation_mse
+from .inner import classifier_sizes, glorot_layers, train_population, validation_mse
 from .mln import MLNLoss, genome_to_module
 from .population_loss import population_mln_loss
+from .seeding import torch_generator
 from .tasks import Task, generation_tasks
 
 WORST_FITNESS = -1.0
@@ -58,9 +59,9 @@ def population_fitness(genomes: np.ndarray, config: EvolutionConfig, tasks: Sequ
     loss = population_mln_loss(config.evaluation, g, config.hidden, config.grid_size)
     total = torch.zeros(g.shape[0], dtype=torch.float64)
     for task in tasks:
-        params = train_population(loss, task, g.shape[0], task_kind=config.task_kind, lr=config.inner_lr,
-                                  batch=config.inner_batch, epochs=config.inner_epochs)
-        total += validation_mse(params, task).double()
+        classifier = train_population(loss, task, g.shape[0], task_kind=config.task_kind, lr=config.inner_lr,
+                                      batch=config.inner_batch, epochs=config.inner_epochs)
+        total += validation_mse(classifier, task).double()
     return fitness_from_mse(total / len(tasks))
 
 
@@ -101,7 +102,7 @@ def reference_fitness(genome: np.ndarray, config: EvolutionConfig, tasks: Sequen
     for task in tasks:
         classifier = _reference_classifier(classifier_sizes(config.task_kind, task.x_train.shape[1]), task.seed)
         optimiser = torch.optim.SGD(classifier.parameters(), lr=config.inner_lr)
-        order = _batch_order(task)
+        order = torch_generator(task.seed, "batch-order")
         n, batch = task.x_train.shape[0], config.inner_batch
         for _ in range(config.inner_epochs):
             perm = torch.randperm(n, generator=order)
@@ -119,21 +120,14 @@ def reference_fitness(genome: np.ndarray, config: EvolutionConfig, tasks: Sequen
     return -mse if math.isfinite(mse) else WORST_FITNESS
 
 
-def _batch_order(task: Task) -> torch.Generator:
-    from .seeding import torch_generator
-    return torch_generator(task.seed, "batch-order")
-
-
 def _reference_classifier(sizes: Sequence[int], seed: int) -> nn.Sequential:
-    """nn.Sequential with the batched classifier's initial weights."""
-    params = init_classifier(sizes, 1, seed)
+    """nn.Sequential with the population classifiers' initial weights."""
+    initial = glorot_layers(sizes, seed)
     layers: list[nn.Module] = []
-    for i in range(len(params) // 2):
+    for i, (w, b) in enumerate(initial):
         linear = nn.Linear(sizes[i], sizes[i + 1])
         with torch.no_grad():
-            linear.weight.copy_(params[2 * i][0].T)
-            linear.bias.copy_(params[2 * i + 1][0, 0])
-        layers.append(linear)
-        if i < len(params) // 2 - 1:
-            layers.append(nn.Tanh())
+            linear.weight.copy_(w.T)
+            linear.bias.copy_(b)
+        layers += [linear, nn.Tanh()] if i < len(initial) - 1 else [linear]
     return nn.Sequential(*layers)

@@ -7,9 +7,13 @@ on a binary task, so the loss is a function of one variable:
 
 Two ways to apply g to a population's logits:
 
-* :func:`exact_mln_loss` evaluates the MLNs at every step (the reference);
-* :func:`tabulated_mln_loss` evaluates them once on a grid of q, with exact derivatives
-  by autograd, and interpolates both during training (the fast path).
+* :class:`ExactMLNLoss` evaluates the MLNs at every step (the reference);
+* :class:`TabulatedMLNLoss` evaluates them once on a grid of q, with exact derivatives
+  by autograd, and interpolates during training (the fast path).
+
+Both follow the :class:`~deap_mln.inner.PopulationLoss` protocol: called, they give each
+member's mean loss; ``logit_gradient`` gives its gradient with respect to the logits,
+which is all the inner loop needs.
 """
 from __future__ import annotations
 
@@ -21,20 +25,26 @@ from .mln import batched_mln_forward, eq4_inputs
 from .inner import PopulationLoss
 
 
-def p_true(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Probability given to the true class by binary logits (P, B) for labels (B,) in {0, 1}."""
-    sign = (2 * labels - 1).to(logits.dtype)
+def p_true(logits: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """Probability given to the true class by binary logits (P, B) for label signs (B,) in {+1, -1}."""
     return torch.sigmoid(sign * logits)
 
 
-def exact_mln_loss(genomes: torch.Tensor, hidden: Sequence[int]) -> PopulationLoss:
-    """Population loss that runs the P MLNs of ``genomes`` (P, D) on every batch."""
+class ExactMLNLoss:
+    """Runs the P MLNs of ``genomes`` (P, D) on every batch (the reference path)."""
 
-    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        q = p_true(logits, labels)
-        return batched_mln_forward(genomes, eq4_inputs(q, 1 - q), hidden).mean(dim=1)
+    def __init__(self, genomes: torch.Tensor, hidden: Sequence[int]):
+        self.genomes, self.hidden = genomes, tuple(hidden)
 
-    return loss
+    def __call__(self, logits: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        q = p_true(logits, sign)
+        return batched_mln_forward(self.genomes, eq4_inputs(q, 1 - q), self.hidden).mean(dim=1)
+
+    def logit_gradient(self, logits: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        z = logits.detach().requires_grad_()
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(self(z, sign).sum(), z)
+        return grad
 
 
 def tabulate_binary_mln(genomes: torch.Tensor, hidden: Sequence[int], grid_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,47 +57,44 @@ def tabulate_binary_mln(genomes: torch.Tensor, hidden: Sequence[int], grid_size:
     return values.detach(), slopes
 
 
-def _interpolate(table: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation of rows of ``table`` (P, N) at q (P, B) in [0, 1]."""
+def interpolate(table: torch.Tensor, steps: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of rows of ``table`` (P, N), sampled at j / (N - 1), at q (P, B) in [0, 1].
+
+    ``steps`` is ``table.diff(dim=1)``, precomputed because the inner loop interpolates
+    thousands of times per table.
+    """
     last = table.shape[1] - 1
-    pos = q.clamp(0.0, 1.0) * last
+    pos = q * last
     left = pos.floor().clamp_(max=last - 1)
-    frac = pos - left
+    frac = pos.sub_(left)
     left = left.long()
-    lo = table.gather(1, left)
-    hi = table.gather(1, left + 1)
-    return lo + frac * (hi - lo)
+    return table.gather(1, left).addcmul_(frac, steps.gather(1, left))
 
 
-class _TabulatedLoss(torch.autograd.Function):
-    """g(q) from the value table; dg/dq from the derivative table (not from the
-    piecewise-linear value interpolation, whose slope is only first-order accurate)."""
+class TabulatedMLNLoss:
+    """Tabulates the P MLNs once, then only interpolates (the fast path).
 
-    @staticmethod
-    def forward(ctx, q, values, slopes):
-        ctx.save_for_backward(q, slopes)
-        return _interpolate(values, q)
+    The gradient uses the table of exact derivatives g'(q), not the slope of the
+    interpolated values, and the chain rule through q = sigmoid(s z):
+        d g / d z = g'(q) * s * q * (1 - q).
+    """
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        q, slopes = ctx.saved_tensors
-        return grad_out * _interpolate(slopes, q), None, None
+    def __init__(self, genomes: torch.Tensor, hidden: Sequence[int], grid_size: int):
+        self.values, self.slopes = tabulate_binary_mln(genomes, hidden, grid_size)
+        self.value_steps, self.slope_steps = self.values.diff(dim=1), self.slopes.diff(dim=1)
 
+    def __call__(self, logits: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        return interpolate(self.values, self.value_steps, p_true(logits, sign)).mean(dim=1)
 
-def tabulated_mln_loss(genomes: torch.Tensor, hidden: Sequence[int], grid_size: int) -> PopulationLoss:
-    """Population loss that tabulates the P MLNs once, then only interpolates."""
-    values, slopes = tabulate_binary_mln(genomes, hidden, grid_size)
-
-    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return _TabulatedLoss.apply(p_true(logits, labels), values, slopes).mean(dim=1)
-
-    return loss
+    def logit_gradient(self, logits: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        q = p_true(logits, sign)
+        return interpolate(self.slopes, self.slope_steps, q).mul_(q * (1 - q)).mul_(sign / logits.shape[1])
 
 
 def population_mln_loss(path: str, genomes: torch.Tensor, hidden: Sequence[int], grid_size: int) -> PopulationLoss:
     """The population loss of evaluation ``path`` ("fast" or "exact")."""
     if path == "fast":
-        return tabulated_mln_loss(genomes, hidden, grid_size)
+        return TabulatedMLNLoss(genomes, hidden, grid_size)
     if path == "exact":
-        return exact_mln_loss(genomes, hidden)
+        return ExactMLNLoss(genomes, hidden)
     raise ValueError(f"evaluation path must be 'fast' or 'exact', got {path!r}")
