@@ -87,8 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=_positive_int, default=1, help="process-pool workers (default 1)")
     ev.add_argument("--quiet", action="store_true", help="no progress lines")
 
+    ev.set_defaults(handler=cmd_evolve)
+
     show = sub.add_parser("show", help="summarise a run directory")
     show.add_argument("run_dir", type=Path)
+    show.set_defaults(handler=cmd_show)
     return parser
 
 
@@ -145,7 +148,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"evolve": cmd_evolve, "show": cmd_show}[args.command](args)
+        return args.handler(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
