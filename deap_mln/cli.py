@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .metatest import add_meta_test_command
 from .config import ALGORITHMS, EVALUATION_PATHS, PRESETS, TASK_KINDS, EvolutionConfig, preset
 from .parallel import BACKENDS
 
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="summarise a run directory")
     show.add_argument("run_dir", type=Path)
     show.set_defaults(handler=cmd_show)
+
+    add_meta_test_command(sub)
     return parser
 
 

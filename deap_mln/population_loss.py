@@ -49,7 +49,7 @@ class ExactMLNLoss:
 
 def tabulate_binary_mln(genomes: torch.Tensor, hidden: Sequence[int], grid_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Values g(q_j) and exact derivatives g'(q_j) on q_j = j / (grid_size - 1); each (P, grid_size)."""
-    q = torch.linspace(0.0, 1.0, grid_size).expand(genomes.shape[0], -1).clone().requires_grad_()
+    q = torch.linspace(0.0, 1.0, grid_size, dtype=genomes.dtype).expand(genomes.shape[0], -1).clone().requires_grad_()
     with torch.enable_grad():
         values = batched_mln_forward(genomes, eq4_inputs(q, 1 - q), hidden)
         # Each value depends only on its own q, so the gradient of the sum is g' pointwise.
@@ -65,7 +65,8 @@ def interpolate(table: torch.Tensor, steps: torch.Tensor, q: torch.Tensor) -> to
     """
     last = table.shape[1] - 1
     pos = q * last
-    left = pos.floor().clamp_(max=last - 1)
+    # a diverged member's NaN must reach its fitness, not become a garbage index
+    left = pos.nan_to_num(0.0).floor_().clamp_(0, last - 1)
     frac = pos.sub_(left)
     left = left.long()
     return table.gather(1, left).addcmul_(frac, steps.gather(1, left))

@@ -1,0 +1,80 @@
+"""Time one generation's fitness evaluations through a map: SCOOP's or the builtin one.
+
+Helper of ``benchmarks/throughput.py`` (section 1d); it can also be run by hand::
+
+    python -m scoop -n 2 benchmarks/scoop_generation.py --json /tmp/scoop2.json   # launcher + 1 worker
+    python -m scoop -n 1 benchmarks/scoop_generation.py --json /tmp/scoop1.json   # launcher alone
+    python benchmarks/scoop_generation.py --map builtin --json /tmp/serial.json   # one process, builtin map
+
+SCOOP 0.7.2.0's ``-n`` counts the launching process, which also runs work: ``-n 2`` is two
+computing processes. The script builds ``--population`` Glorot genomes, splits them with
+``deap_mln.fitness.make_chunks`` (chunks of ``config.chunk_size``, as a real generation does)
+and maps ``deap_mln.fitness.evaluate_chunk`` over them: ``--warmup`` untimed maps first
+(worker start-up, imports, the task pool cache), then ``--repeats`` timed maps. Only the
+map is timed. It writes the times and the fitness values (to check that every map gives
+the same numbers) to ``--json``.
+
+It never calls ``sys.exit(0)``: SCOOP reports even SystemExit(0) as an error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deap_mln.config import preset
+from deap_mln.fitness import evaluate_chunk, make_chunks
+from deap_mln.mln import glorot_genome
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--map", choices=("scoop", "builtin"), default="scoop")
+    parser.add_argument("--json", type=Path, required=True, help="where to write the timings")
+    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--train-size", type=int, help="override the preset's train_size (smoke runs)")
+    parser.add_argument("--population", type=int, default=50, help="individuals per generation (default 50)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the genomes and of the run config")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed maps before timing")
+    parser.add_argument("--repeats", type=int, default=3, help="timed maps")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    config = preset(args.preset, seed=args.seed, train_size=args.train_size)
+    rng = np.random.default_rng(args.seed)
+    genomes = [glorot_genome(config.hidden, rng) for _ in range(args.population)]
+    chunks = make_chunks(genomes, config, generation=1)
+    if args.map == "scoop":
+        from scoop import futures
+        map_fn = futures.map
+    else:
+        map_fn = map
+
+    for _ in range(args.warmup):
+        list(map_fn(evaluate_chunk, chunks))
+    seconds, fitness = [], None
+    for _ in range(args.repeats):
+        tic = time.perf_counter()
+        results = list(map_fn(evaluate_chunk, chunks))
+        seconds.append(time.perf_counter() - tic)
+        flat = [f for chunk in results for f in chunk]
+        if fitness is not None and flat != fitness:
+            raise RuntimeError("two maps over the same chunks gave different fitness values")
+        fitness = flat
+    record = dict(map=args.map, population=args.population, chunks=len(chunks), chunk_size=config.chunk_size,
+                  train_size=config.train_size, inner_steps=config.inner_steps, warmup=args.warmup,
+                  seconds=seconds, median_seconds=float(np.median(seconds)), fitness=fitness,
+                  root_pid=os.getpid())
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"{args.map}: {len(chunks)} chunks of {config.chunk_size}, map seconds {[round(s, 3) for s in seconds]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Shared fixtures: a tiny configuration that exercises every code path in seconds."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deap_mln.config import EvolutionConfig
+
+
+def tiny_config(**overrides) -> EvolutionConfig:
+    """Small MLN, small tasks, small population: the same algorithm at a toy budget."""
+    values = dict(hidden=(8, 8), pool_size=2_000, train_size=400, val_size=200, tasks_per_eval=2,
+                  inner_epochs=5, mu=6, lambda_=6, chunk_size=6, generations=3, patience=0,
+                  initial_sigma=0.05, checkpoint_every=1)
+    values.update(overrides)
+    return EvolutionConfig(**values).validate()
+
+
+@pytest.fixture
+def config() -> EvolutionConfig:
+    return tiny_config()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
