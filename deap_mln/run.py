@@ -19,7 +19,7 @@ from .algorithms import EvolutionState, mu_plus_lambda, start
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import EvolutionConfig
 from .mln import save_loss
-from .parallel import evaluation_map
+from .parallel import evaluation_map, resolve_backend
 from .plots import plot_fitness, plot_loss_shape
 from .seeding import generator
 from .toolbox import build_toolbox
@@ -65,6 +65,7 @@ def evolve(config: EvolutionConfig, out_dir: str | Path, *, resume: bool = False
     elif (out / CHECKPOINT_FILE).exists():
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     config.validate()
+    resolve_backend(backend, workers)  # refuse before anything is written
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / CONFIG_FILE)
     tic = time.perf_counter()
