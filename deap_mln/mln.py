@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .saved_losses import read_record, write_record
+
 PAPER_HIDDEN: tuple[int, ...] = (32, 64, 128, 256, 512)
 MLN_INPUTS = 4
 LOSS_FILE_FORMAT = "deap_mln.loss/1"
@@ -180,41 +182,31 @@ class MLNLoss(nn.Module):
 
 
 def save_loss(path: str | Path, genome: np.ndarray, hidden: Sequence[int], metadata: dict | None = None) -> None:
-    """Save an evolved MLN in a weights-only file: a dict of a tensor and plain values.
-
-    The file is written to a temporary name first, then renamed (atomic on POSIX).
-    """
-    path = Path(path)
-    record = {
+    """Save an evolved MLN as a weights-only file (see :mod:`deap_mln.saved_losses`)."""
+    write_record(path, {
         "format": LOSS_FILE_FORMAT,
         "hidden": [int(h) for h in hidden],
         "genome": torch.as_tensor(np.asarray(genome, dtype=np.float32)).clone(),
         "metadata": dict(metadata or {}),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(record, tmp)
-    tmp.replace(path)
+    })
 
 
 def load_loss_record(path: str | Path) -> dict:
-    """Read a file written by :func:`save_loss`; executes no pickled code."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no saved loss at {path}")
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt files
-        raise ValueError(f"{path} is not a readable deap_mln loss file ({exc.__class__.__name__}: {exc})") from exc
-    if not isinstance(record, dict) or record.get("format") != LOSS_FILE_FORMAT:
-        raise ValueError(f"{path} is not a deap_mln loss file (expected format {LOSS_FILE_FORMAT!r})")
+    """Read and check a file written by :func:`save_loss`; executes no pickled code."""
+    record = read_record(path)
+    if record["format"] != LOSS_FILE_FORMAT:
+        raise ValueError(f"{path} holds a {record['format']} loss, not an MLN ({LOSS_FILE_FORMAT})")
     hidden = tuple(record["hidden"])
     if record["genome"].numel() != genome_size(hidden):
         raise ValueError(f"{path}: genome length {record['genome'].numel()} does not match hidden sizes {hidden}")
     return record
 
 
+def loss_from_record(record: dict, reduction: str = "mean") -> MLNLoss:
+    """The :class:`MLNLoss` of a saved-MLN record."""
+    return MLNLoss(genome_to_module(record["genome"].numpy(), record["hidden"]), reduction=reduction)
+
+
 def load_loss(path: str | Path, reduction: str = "mean") -> MLNLoss:
-    """Load a saved evolved loss as a ready-to-use :class:`MLNLoss`."""
-    record = load_loss_record(path)
-    mln = genome_to_module(record["genome"].numpy(), record["hidden"])
-    return MLNLoss(mln, reduction=reduction)
+    """Load a saved evolved MLN as a ready-to-use :class:`MLNLoss`."""
+    return loss_from_record(load_loss_record(path), reduction)

@@ -1,0 +1,54 @@
+"""One door for every saved loss: MLN weights, GP formulas, compiled tables.
+
+A saved loss is a weights-only torch file holding a dict with a ``format`` tag. Reading
+it executes no pickled code (``torch.load(weights_only=True)``). :func:`load_saved_loss`
+dispatches on the tag to the module that knows the format, so ``deap-mln meta-test
+--loss FILE`` and user code accept any kind of evolved loss.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+# format tag -> "module:function" taking (record, reduction) and returning an nn.Module loss
+FORMATS: dict[str, str] = {
+    "deap_mln.loss/1": "deap_mln.mln:loss_from_record",
+}
+
+
+def read_record(path: str | Path) -> dict:
+    """The dict stored in a saved-loss file, checked to carry a known ``format`` tag."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved loss at {path}")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or unsafe files
+        raise ValueError(f"{path} is not a readable deap_mln loss file ({exc.__class__.__name__}: {exc})") from exc
+    if not isinstance(record, dict) or record.get("format") not in FORMATS:
+        found = record.get("format") if isinstance(record, dict) else type(record).__name__
+        raise ValueError(f"{path} is not a deap_mln loss file (format {found!r}; known: {', '.join(FORMATS)})")
+    return record
+
+
+def write_record(path: str | Path, record: dict) -> None:
+    """Save ``record`` (tensors and plain values only) atomically: temporary file, then rename."""
+    path = Path(path)
+    if record.get("format") not in FORMATS:
+        raise ValueError(f"unknown loss format {record.get('format')!r}")
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(record, tmp)
+    tmp.replace(path)
+
+
+def load_saved_loss(path: str | Path, reduction: str = "mean") -> nn.Module:
+    """Load any saved deap_mln loss as a ``loss(logits, targets)`` module."""
+    record = read_record(path)
+    module_name, function = FORMATS[record["format"]].split(":")
+    try:
+        return getattr(importlib.import_module(module_name), function)(record, reduction)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path}: damaged {record['format']} record ({exc})") from exc
