@@ -95,6 +95,7 @@ def mu_plus_lambda(state: EvolutionState, toolbox: base.Toolbox, *, mu: int, lam
         for g = 1 .. ngen:
             P' <- select_parents(P, lambda)            # roulette (hybrid) / uniform (ES)
             O  <- mutate(crossover(P', cxpb))          # Eq. 2, then Eq. 3
+            O  <- refine(O)                            # dynamic update (line 18), if registered
             evaluate(P + O) on the tasks of g          # survivors re-evaluated: equal terms
             P  <- select(P + O, mu)                    # the best mu survive
             record; stop if the best improved < epsilon over `patience` generations
@@ -106,7 +107,7 @@ def mu_plus_lambda(state: EvolutionState, toolbox: base.Toolbox, *, mu: int, lam
         tic = time.perf_counter()
         generation = state.generation + 1
         parents = toolbox.select_parents(state.population, lambda_)
-        offspring = vary(parents, toolbox, cxpb, rng)
+        offspring = toolbox.refine(vary(parents, toolbox, cxpb, rng))
         candidates = state.population + offspring
         assign_fitness(toolbox, candidates, generation)
         state.population = toolbox.select(candidates, mu)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .metatest import add_meta_test_command
 from .config import ALGORITHMS, EVALUATION_PATHS, PRESETS, TASK_KINDS, EvolutionConfig, preset
+from .metatest import add_meta_test_command
 from .parallel import BACKENDS
 
 
@@ -49,7 +49,8 @@ OVERRIDES = {
     "train_size": "train_size", "val_size": "val_size", "tasks_per_eval": "tasks_per_eval",
     "epochs": "inner_epochs", "hidden": "hidden", "evaluation": "evaluation", "grid_size": "grid_size",
     "chunk_size": "chunk_size", "task_kind": "task_kind", "initial_sigma": "initial_sigma", "tau": "tau",
-    "patience": "patience", "checkpoint_every": "checkpoint_every",
+    "patience": "patience", "checkpoint_every": "checkpoint_every", "dynamic_update": "dynamic_update",
+    "update_step": "update_step", "update_truncation": "update_truncation",
 }
 
 
@@ -83,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tau", type=float)
     ev.add_argument("--patience", type=int, help="stop after this many generations without improvement (0: never)")
     ev.add_argument("--checkpoint-every", type=int)
+    ev.add_argument("--dynamic-update", action="store_true", default=None,
+                    help="meta-gradient step on every offspring (Algorithm 1, line 18)")
+    ev.add_argument("--update-step", type=float, help="length of the dynamic update's step (default 0.5)")
+    ev.add_argument("--update-truncation", type=_positive_int, help="inner steps unrolled for it (default 10)")
     ev.add_argument("--backend", choices=BACKENDS, default="auto",
                     help="auto: SCOOP under its launcher, else a process pool if --workers > 1, else serial")
     ev.add_argument("--workers", type=_positive_int, default=1, help="process-pool workers (default 1)")

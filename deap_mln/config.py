@@ -34,6 +34,9 @@ class EvolutionConfig:
     sigma_floor: float = 1e-5          # sigma never drops below this
     convergence_epsilon: float = 1e-5  # stop when the best fitness improves less than this ...
     patience: int = 20                 # ... for this many generations (0: never stop early)
+    dynamic_update: bool = False       # meta-gradient step on every offspring (Algorithm 1, line 18)
+    update_step: float = 0.5           # length of that step in parameter space
+    update_truncation: int = 10        # inner SGD steps unrolled for the meta-gradient
     # meta-loss network
     hidden: tuple[int, ...] = PAPER_HIDDEN
     # synthetic meta-tasks
@@ -73,6 +76,8 @@ class EvolutionConfig:
         need(self.tau >= 0, f"tau must be non-negative, got {self.tau}")
         need(0 < self.sigma_floor <= self.initial_sigma,
              f"sigma_floor must be in (0, initial_sigma], got {self.sigma_floor}")
+        need(self.update_step > 0, f"update_step must be positive, got {self.update_step}")
+        need(self.update_truncation >= 1, f"update_truncation must be at least 1, got {self.update_truncation}")
         need(self.convergence_epsilon >= 0, f"convergence_epsilon must be non-negative, got {self.convergence_epsilon}")
         need(len(self.hidden) >= 1 and all(int(h) >= 1 for h in self.hidden),
              f"hidden must be a non-empty list of positive sizes, got {self.hidden}")

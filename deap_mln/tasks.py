@@ -78,10 +78,13 @@ def mixture_pool(seed: int, size: int, dim: int, components: int) -> np.ndarray:
 
 def make_task(seed: int, generation: int, index: int, *, kind: str = "linear", dim: int = 5,
               components: int = 50, pool_size: int = 500_000, train_size: int = 50_000,
-              val_size: int = 10_000) -> Task:
-    """Task ``index`` of ``generation`` under run ``seed``: the same key gives the same task."""
+              val_size: int = 10_000, stream: str = "task") -> Task:
+    """Task ``index`` of ``generation`` under run ``seed``: the same key gives the same task.
+
+    ``stream`` names an independent family of tasks (evaluation tasks use "task").
+    """
     pool = mixture_pool(seed, pool_size, dim, components)
-    rng = generator(seed, "task", generation, index)
+    rng = generator(seed, stream, generation, index)
     sizes = [dim, 1] if kind == "linear" else [dim, NONLINEAR_HIDDEN, NONLINEAR_HIDDEN, 1]
     truth = glorot_ground_truth(sizes, rng)
     chosen = rng.choice(pool_size, size=train_size + val_size, replace=False)

@@ -18,6 +18,7 @@ from deap import base, creator, tools
 
 from .config import EvolutionConfig
 from .fitness import evaluate_chunk, make_chunks
+from .dynamic_update import dynamic_update, keep_unchanged
 from .mln import glorot_genome
 from .operators import cx_one_point, mutate_log_normal, select_roulette, select_uniform
 
@@ -83,6 +84,7 @@ def build_toolbox(config: EvolutionConfig, rng: np.random.Generator, map_fn: Cal
 
     hybrid: roulette parents, one-point crossover, log-normal mutation.
     es:     uniform parents, log-normal mutation (the loop is run with no crossover).
+    ``refine`` is the dynamic (meta-gradient) update when ``config.dynamic_update``, else a no-op.
     """
     tb = base.Toolbox()
     tb.register("individual", init_individual, creator.Individual, config.hidden, config.initial_sigma, rng)
@@ -91,6 +93,11 @@ def build_toolbox(config: EvolutionConfig, rng: np.random.Generator, map_fn: Cal
     tb.register("mutate", mutate_log_normal, rng=rng, tau=config.tau, sigma_floor=config.sigma_floor)
     tb.register("select_parents", select_roulette if config.algorithm == "hybrid" else select_uniform, rng=rng)
     tb.register("select", tools.selBest)
+    if config.dynamic_update:
+        tb.register("refine", dynamic_update, rng=rng, config=config, step_size=config.update_step,
+                    truncation=config.update_truncation)
+    else:
+        tb.register("refine", keep_unchanged)
     tb.register("map", map_fn)
     tb.register("evaluate", evaluate_individual, config=config)
     tb.register("evaluate_population", evaluate_population, config=config, map_fn=map_fn)
