@@ -13,6 +13,8 @@ from typing import Sequence
 from . import __version__
 from .config import ALGORITHMS, EVALUATION_PATHS, PRESETS, TASK_KINDS, EvolutionConfig, preset
 from .metatest import add_meta_test_command
+from .gp_run import add_evolve_gp_command
+from .bench import BUDGETS, VARIANTS
 from .parallel import BACKENDS
 
 
@@ -95,11 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev.set_defaults(handler=cmd_evolve)
 
+    bench = sub.add_parser("bench", help="compare evolution variants over seeds (ES vs hybrid, ablations)")
+    bench.add_argument("--variants", nargs="+", default=["hybrid", "es"], metavar="VARIANT",
+                       help="any of: " + ", ".join(VARIANTS))
+    bench.add_argument("--seeds", type=_positive_int, default=10)
+    bench.add_argument("--budget", choices=sorted(BUDGETS), default="quick")
+    bench.add_argument("--threshold", type=float, default=-0.01, help="fitness level for 'evaluations to reach'")
+    bench.add_argument("--workers", type=_positive_int, default=1, help="jobs run in parallel processes")
+    bench.add_argument("--out", type=Path, required=True)
+    bench.set_defaults(handler=cmd_bench)
+
     show = sub.add_parser("show", help="summarise a run directory")
     show.add_argument("run_dir", type=Path)
     show.set_defaults(handler=cmd_show)
 
     add_meta_test_command(sub)
+    add_evolve_gp_command(sub)
     return parser
 
 
@@ -130,6 +143,18 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                     progress=None if args.quiet else print)
     print(f"best fitness {result.best_fitness:.5f} after {result.state.generation} generations "
           f"in {result.seconds:.1f} s; run directory: {result.out_dir}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_benchmark
+
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        raise UsageError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    report = run_benchmark(args.variants, args.seeds, args.budget, args.out, workers=args.workers,
+                           threshold=args.threshold)
+    print((args.out / "report.md").read_text())
     return 0
 
 

@@ -1,0 +1,233 @@
+"""Compare evolution variants over seeds: convergence, held-out fitness, statistics, plots.
+
+Every variant is the same run with a few config fields changed, so every variant gets the
+same number of fitness evaluations, the same seeds and, for a given seed, the same tasks in
+every generation. Each (variant, seed) job leaves a full run directory and a ``result.json``;
+jobs whose result exists are skipped, so an interrupted benchmark resumes where it stopped.
+
+Final losses are compared on *held-out* tasks (a generation no run ever evaluates), the
+same for every variant of a seed, because logbook fitness values of different runs may be
+lucky draws of their last generation's tasks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .config import EvolutionConfig, preset
+from .fitness import population_fitness, single_thread
+from .inner import train_population
+from .mln import load_loss_record
+from .population_loss import TabulatedMLNLoss
+from .stats import compare, median_iqr
+from .tasks import generation_tasks
+
+VARIANTS: dict[str, dict] = {
+    "hybrid": {},                                  # roulette + one-point crossover + adaptive mutation
+    "es": {"algorithm": "es"},                     # the ES-only baseline (paper's Table 3)
+    "hybrid-fixed-sigma": {"tau": 0.0},            # no adaptive mutation: sigma stays at its initial value
+    "hybrid-dynamic": {"dynamic_update": True},    # with the meta-gradient dynamic update
+}
+BUDGETS: dict[str, tuple[str, dict]] = {
+    # checks the whole pipeline in seconds; its numbers mean nothing
+    "smoke": ("quick", dict(generations=2, hidden=(8, 8), pool_size=2_000, train_size=400, val_size=200,
+                            tasks_per_eval=1, mu=4, lambda_=4, chunk_size=4, update_truncation=3)),
+    "quick": ("quick", dict(generations=20, tasks_per_eval=2)),
+    "paper": ("paper", {}),
+}
+HELD_OUT_GENERATION = 1_000_000  # tasks of this generation are never used by a run
+HELD_OUT_TASKS = 5
+REFERENCE = "hybrid"
+
+
+def job_config(budget: str, variant: str, seed: int) -> EvolutionConfig:
+    """The config of one (variant, seed) job; early stopping is off so budgets are equal."""
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    name, overrides = BUDGETS[budget]
+    return preset(name, **overrides, **VARIANTS[variant], seed=seed, patience=0)
+
+
+def held_out_scores(genome: np.ndarray, config: EvolutionConfig) -> dict:
+    """Fitness and accuracy of a loss on the held-out tasks of ``config.seed``.
+
+    Accuracy: a classifier trained with the loss (inner-loop SGD settings) labels the
+    validation points; the ground truth's labels (probability > 0.5) are the answers.
+    """
+    held_out = dataclasses.replace(config, tasks_per_eval=HELD_OUT_TASKS, evaluation="fast")
+    tasks = generation_tasks(held_out, HELD_OUT_GENERATION)
+    with single_thread():
+        fitness = float(population_fitness(genome[None], held_out, tasks)[0])
+        loss = TabulatedMLNLoss(torch.as_tensor(genome[None]), config.hidden, config.grid_size)
+        accuracy = []
+        for task in tasks:
+            classifier = train_population(loss, task, 1, task_kind=config.task_kind, lr=config.inner_lr,
+                                          batch=config.inner_batch, epochs=config.inner_epochs)
+            predicted = classifier.logits(task.x_val)[0] > 0
+            accuracy.append(float((predicted == (task.p_val > 0.5)).float().mean()))
+    return dict(held_out_fitness=fitness, held_out_accuracy=float(np.mean(accuracy)))
+
+
+def run_job(budget: str, variant: str, seed: int, out_dir: str) -> dict:
+    """Evolve one (variant, seed), score its best loss on held-out tasks, write result.json."""
+    from .run import BEST_LOSS_FILE, evolve  # run imports plotting; keep worker start-up light
+
+    run_dir = Path(out_dir) / "runs" / f"{variant}-seed{seed}"
+    result_file = run_dir / "result.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    if run_dir.exists():  # an interrupted job: start it again from scratch
+        for p in run_dir.iterdir():
+            p.unlink()
+    config = job_config(budget, variant, seed)
+    tic = time.perf_counter()
+    run = evolve(config, run_dir, progress=None)
+    rows = list(run.state.logbook)
+    genome = load_loss_record(run_dir / BEST_LOSS_FILE)["genome"].numpy()
+    result = dict(variant=variant, seed=seed, budget=budget,
+                  best=[r["best"] for r in rows], evals=np.cumsum([r["evals"] for r in rows]).tolist(),
+                  failed=int(sum(r["failed"] for r in rows)), final_best=rows[-1]["best"],
+                  seconds=time.perf_counter() - tic, **held_out_scores(genome, config))
+    tmp = result_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(result_file)
+    return result
+
+
+def _run_job_args(args: tuple) -> dict:
+    return run_job(*args)
+
+
+def evaluations_to_reach(result: dict, threshold: float) -> int | None:
+    """Fitness evaluations spent when the best first reached ``threshold`` (None: never)."""
+    for best, evals in zip(result["best"], result["evals"]):
+        if best >= threshold:
+            return int(evals)
+    return None
+
+
+def summarise(results: Sequence[dict], variants: Sequence[str], threshold: float) -> dict:
+    """Per-variant medians and quartiles, and each variant against the hybrid reference."""
+    by_variant = {v: sorted((r for r in results if r["variant"] == v), key=lambda r: r["seed"]) for v in variants}
+    summary = {}
+    for v, rs in by_variant.items():
+        reached = [evaluations_to_reach(r, threshold) for r in rs]
+        hit = [e for e in reached if e is not None]
+        summary[v] = {
+            "seeds": len(rs),
+            **{f"{k}_median": float(np.median([r[k] for r in rs])) for k in ("final_best", "held_out_fitness", "held_out_accuracy", "seconds")},
+            **{f"{k}_iqr": [float(np.percentile([r[k] for r in rs], q)) for q in (25, 75)] for k in ("final_best", "held_out_fitness", "held_out_accuracy")},
+            "reached_threshold": f"{len(hit)}/{len(rs)}",
+            "evals_to_threshold_median": float(np.median(hit)) if hit else None,
+            "failed_evaluations": int(sum(r["failed"] for r in rs)),
+        }
+    comparisons = {}
+    if REFERENCE in by_variant:
+        ref = by_variant[REFERENCE]
+        for v, rs in by_variant.items():
+            if v != REFERENCE and rs and ref:
+                comparisons[v] = {k: compare([r[k] for r in rs], [r[k] for r in ref])
+                                  for k in ("held_out_fitness", "held_out_accuracy", "final_best")}
+    return dict(summary=summary, comparisons_vs_hybrid=comparisons)
+
+
+def plot_results(results: Sequence[dict], variants: Sequence[str], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, v in enumerate(variants):
+        rs = [r for r in results if r["variant"] == v]
+        if not rs:
+            continue
+        med, lo, hi = median_iqr([r["best"] for r in rs])
+        evals = rs[0]["evals"]
+        ax.plot(evals, med, color=f"C{i}", label=f"{v} (n={len(rs)})")
+        ax.fill_between(evals, lo, hi, color=f"C{i}", alpha=0.2)
+    ax.set_xlabel("fitness evaluations")
+    ax.set_ylabel("best fitness of the generation (-MSE)")
+    ax.set_title("convergence: median and interquartile band over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "convergence.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    present = [v for v in variants if any(r["variant"] == v for r in results)]
+    ax.boxplot([[r["held_out_fitness"] for r in results if r["variant"] == v] for v in present])
+    ax.set_xticks(range(1, len(present) + 1), present)
+    ax.set_ylabel("held-out fitness of the final best loss (-MSE)")
+    ax.set_title("final fitness over seeds")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(out / "final_fitness.png", dpi=120)
+    plt.close(fig)
+
+
+def markdown_report(report: dict) -> str:
+    lines = [f"# ES vs hybrid: budget `{report['budget']}`, {len(report['seeds'])} seeds", "",
+             f"Threshold for 'evaluations to reach': best fitness >= {report['threshold']}.", "",
+             "| variant | seeds | final best (median) | held-out fitness median [IQR] | held-out accuracy median | reached | evals to threshold (median) | s/run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for v, s in report["summary"].items():
+        lo, hi = s["held_out_fitness_iqr"]
+        evals = "-" if s["evals_to_threshold_median"] is None else f"{s['evals_to_threshold_median']:.0f}"
+        lines.append(f"| {v} | {s['seeds']} | {s['final_best_median']:.5f} | {s['held_out_fitness_median']:.5f} "
+                     f"[{lo:.5f}, {hi:.5f}] | {s['held_out_accuracy_median']:.4f} | {s['reached_threshold']} | {evals} | "
+                     f"{s['seconds_median']:.1f} |")
+    if report["comparisons_vs_hybrid"]:
+        lines += ["", "Against the hybrid (two-sided Mann-Whitney U; A12 = P(variant > hybrid)):", "",
+                  "| variant | measure | p-value | A12 | magnitude |", "|---|---|---|---|---|"]
+        for v, by_measure in report["comparisons_vs_hybrid"].items():
+            for measure, c in by_measure.items():
+                lines.append(f"| {v} | {measure} | {c['p_value']:.3g} | {c['a12']:.2f} | {c['magnitude']} |")
+    lines += ["", "![convergence](convergence.png)", "", "![final fitness](final_fitness.png)", ""]
+    return "\n".join(lines)
+
+
+def run_benchmark(variants: Sequence[str], seeds: int, budget: str, out_dir: str | Path, *, workers: int = 1,
+                  threshold: float = -0.01, progress: Callable[[str], None] | None = print) -> dict:
+    """Run (or resume) every (variant, seed) job, then write bench.json, report.md and the plots."""
+    out = Path(out_dir)
+    for v in variants:
+        job_config(budget, v, 0)  # refuse unknown names before anything runs
+    if seeds < 1 or workers < 1:
+        raise ValueError("--seeds and --workers must be at least 1")
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(budget, v, s, str(out)) for s in range(seeds) for v in variants]
+    say = progress or (lambda line: None)
+    results = []
+    if workers == 1:
+        iterator = map(_run_job_args, jobs)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        iterator = pool.map(_run_job_args, jobs)
+    try:
+        for job, result in zip(jobs, iterator):
+            results.append(result)
+            say(f"{job[1]:>20} seed {job[2]:>2}: held-out fitness {result['held_out_fitness']:.5f}  "
+                f"accuracy {result['held_out_accuracy']:.4f}  ({result['seconds']:.0f} s)")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    report = dict(budget=budget, variants=list(variants), seeds=list(range(seeds)), threshold=threshold,
+                  held_out=dict(generation=HELD_OUT_GENERATION, tasks=HELD_OUT_TASKS),
+                  **summarise(results, variants, threshold), results=results)
+    (out / "bench.json").write_text(json.dumps(report, indent=1))
+    (out / "report.md").write_text(markdown_report(report))
+    plot_results(results, variants, out)
+    return report

@@ -1,0 +1,66 @@
+import csv
+import json
+
+import pytest
+
+from deap_mln.bench import VARIANTS, evaluations_to_reach, job_config, run_benchmark, summarise
+from deap_mln.cli import main
+
+
+def test_variants_differ_only_in_their_overrides_and_share_the_budget():
+    configs = {v: job_config("quick", v, seed=3) for v in VARIANTS}
+    base = configs["hybrid"].to_dict()
+    for v, c in configs.items():
+        changed = {k for k, val in c.to_dict().items() if base[k] != val}
+        assert changed == set(VARIANTS[v])
+        assert (c.generations, c.mu, c.lambda_, c.seed, c.patience) == (20, 25, 25, 3, 0)
+
+
+def test_evaluations_to_reach():
+    result = {"best": [-0.5, -0.2, -0.05, -0.01], "evals": [25, 75, 125, 175]}
+    assert evaluations_to_reach(result, -0.1) == 125
+    assert evaluations_to_reach(result, -0.5) == 25
+    assert evaluations_to_reach(result, 0.0) is None
+
+
+def test_summary_compares_each_variant_with_the_hybrid():
+    results = [dict(variant=v, seed=s, best=[-1.0, b], evals=[4, 12], failed=0, final_best=b, seconds=1.0,
+                    held_out_fitness=b, held_out_accuracy=0.5 + b)
+               for s in range(6) for v, b in (("hybrid", -0.1 + s * 0.001), ("es", -0.3 + s * 0.001))]
+    report = summarise(results, ["hybrid", "es"], threshold=-0.2)
+    assert report["summary"]["hybrid"]["reached_threshold"] == "6/6"
+    assert report["summary"]["es"]["reached_threshold"] == "0/6"
+    es = report["comparisons_vs_hybrid"]["es"]["held_out_fitness"]
+    assert es["a12"] == 0.0 and es["p_value"] < 0.01
+
+
+@pytest.mark.slow
+def test_bench_writes_its_outputs_and_resumes_from_partial_results(tmp_path):
+    out = tmp_path / "bench"
+    report = run_benchmark(["hybrid", "es", "hybrid-fixed-sigma", "hybrid-dynamic"], 2, "smoke", out, progress=None)
+    for name in ("bench.json", "report.md", "convergence.png", "final_fitness.png"):
+        assert (out / name).is_file()
+    assert len(report["results"]) == 8
+    assert {tuple(r["evals"]) for r in report["results"]} == {(4, 12, 20)}  # same evaluations for all
+    saved = json.loads((out / "bench.json").read_text())
+    assert set(saved["comparisons_vs_hybrid"]) == {"es", "hybrid-fixed-sigma", "hybrid-dynamic"}
+    # without adaptation sigma stays at its initial value; with it, it moves
+    for variant, fixed in (("hybrid-fixed-sigma", True), ("hybrid", False)):
+        with open(out / "runs" / f"{variant}-seed0" / "logbook.csv") as f:
+            sigmas = [float(row["sigma_max"]) for row in csv.DictReader(f)] + \
+                     [float(row["sigma_min"]) for row in csv.DictReader(open(f.name))]
+        assert all(s == pytest.approx(0.01, rel=1e-12) for s in sigmas) is fixed
+
+    done = out / "runs" / "es-seed1" / "result.json"
+    stamp = done.stat().st_mtime_ns
+    (out / "runs" / "hybrid-seed1" / "result.json").unlink()  # as if interrupted during this job
+    again = run_benchmark(["hybrid", "es", "hybrid-fixed-sigma", "hybrid-dynamic"], 2, "smoke", out, progress=None)
+    assert done.stat().st_mtime_ns == stamp  # finished jobs are not run again
+    drop_time = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]
+    assert drop_time(again["results"]) == drop_time(report["results"])  # the re-run job gives the same numbers
+
+
+def test_bench_cli_rejects_unknown_variants(tmp_path, capsys):
+    assert main(["bench", "--variants", "hybrid", "sa", "--out", str(tmp_path / "b")]) == 2
+    assert "unknown variant 'sa'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
