@@ -26,9 +26,23 @@ class EvolutionState:
     best_history: list = field(default_factory=list)  # best fitness of each generation
 
 
+class BestMeasurementHallOfFame(tools.HallOfFame):
+    """HallOfFame for individuals that are re-evaluated: when a genome already held is
+    measured again with a better fitness, its entry takes the better measurement.
+    (DEAP's HallOfFame refuses any individual similar to one it holds.)"""
+
+    def update(self, population) -> None:
+        for ind in population:
+            for i, held in enumerate(self):
+                if self.similar(ind, held) and ind.fitness > held.fitness:
+                    self.remove(i)
+                    break
+        super().update(population)
+
+
 def new_hall_of_fame(size: int = 1) -> tools.HallOfFame:
-    """A HallOfFame for numpy genomes (``operator.eq`` on arrays is element-wise)."""
-    return tools.HallOfFame(size, similar=np.array_equal)
+    """A hall of fame for numpy genomes (``operator.eq`` on arrays is element-wise)."""
+    return BestMeasurementHallOfFame(size, similar=np.array_equal)
 
 
 def population_record(population: Sequence, evaluated: Sequence, generation: int, seconds: float) -> dict:

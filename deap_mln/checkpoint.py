@@ -21,13 +21,21 @@ CHECKPOINT_FORMAT = "deap_mln.checkpoint/1"
 
 
 def _individual_arrays(individuals) -> dict[str, np.ndarray]:
-    return dict(genomes=np.stack([np.asarray(i, dtype=np.float32) for i in individuals]),
-                sigmas=np.array([i.strategy for i in individuals], dtype=np.float64),
-                fitness=np.array([i.fitness.values[0] for i in individuals], dtype=np.float64))
+    arrays = dict(genomes=np.stack([np.asarray(i, dtype=np.float32) for i in individuals]),
+                  sigmas=np.array([i.strategy for i in individuals], dtype=np.float64),
+                  fitness=np.array([i.fitness.values[0] for i in individuals], dtype=np.float64))
+    states = [getattr(i, "chaos", None) for i in individuals]
+    if any(s is not None for s in states):  # chaotic mutation's states; NaN rows: none drawn yet
+        blank = np.full(len(individuals[0]), np.nan)
+        arrays["chaos"] = np.stack([blank if s is None else s for s in states])
+    return arrays
 
 
-def _individuals(genomes, sigmas, fitness) -> list:
-    return [make_individual(g, s, f) for g, s, f in zip(genomes, sigmas, fitness)]
+def _individuals(arrays: dict, prefix: str) -> list:
+    chaos = arrays.get(f"{prefix}_chaos")
+    return [make_individual(g, s, f, None if chaos is None or np.isnan(chaos[i]).all() else chaos[i])
+            for i, (g, s, f) in enumerate(zip(arrays[f"{prefix}_genomes"], arrays[f"{prefix}_sigmas"],
+                                              arrays[f"{prefix}_fitness"]))]
 
 
 def save_checkpoint(path: str | Path, state: EvolutionState, rng: np.random.Generator) -> None:
@@ -57,9 +65,9 @@ def load_checkpoint(path: str | Path, rng: np.random.Generator) -> EvolutionStat
         raise ValueError(f"{path} is not a readable checkpoint ({exc})") from exc
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a deap_mln checkpoint (format {meta.get('format')!r})")
-    population = _individuals(arrays["population_genomes"], arrays["population_sigmas"], arrays["population_fitness"])
+    population = _individuals(arrays, "population")
     hall_of_fame = new_hall_of_fame()
-    hall_of_fame.update(_individuals(arrays["hof_genomes"], arrays["hof_sigmas"], arrays["hof_fitness"]))
+    hall_of_fame.update(_individuals(arrays, "hof"))
     logbook = tools.Logbook()
     for row in meta["logbook"]:
         logbook.record(**row)

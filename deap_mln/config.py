@@ -14,6 +14,9 @@ from typing import Any
 from .mln import PAPER_HIDDEN
 
 ALGORITHMS = ("hybrid", "es")
+FITNESS_KINDS = ("meta-mse", "ranking")
+MUTATIONS = ("log-normal", "chaotic")
+EDL_ERRORS = ("brier", "one-minus-p-true")
 EVALUATION_PATHS = ("fast", "exact")
 TASK_KINDS = ("linear", "nonlinear")
 
@@ -29,6 +32,8 @@ class EvolutionConfig:
     lambda_: int = 25                  # offspring made each generation
     generations: int = 100
     crossover_prob: float = 1.0        # chance a pair of hybrid offspring is crossed (ignored by es)
+    mutation: str = "log-normal"       # log-normal: Eq. 3's Gaussian noise; chaotic: EDL's logistic-map noise
+    chaos_r: float = 4.0               # logistic-map parameter of the chaotic mutation
     initial_sigma: float = 0.01        # mutation strength of every initial individual
     tau: float = 0.2                   # learning rate of log-normal self-adaptation (Eq. 3)
     sigma_floor: float = 1e-5          # sigma never drops below this
@@ -37,8 +42,16 @@ class EvolutionConfig:
     dynamic_update: bool = False       # meta-gradient step on every offspring (Algorithm 1, line 18)
     update_step: float = 0.5           # length of that step in parameter space
     update_truncation: int = 10        # inner SGD steps unrolled for the meta-gradient
-    # meta-loss network
+    # meta-loss network and what its fitness measures
     hidden: tuple[int, ...] = PAPER_HIDDEN
+    fitness: str = "meta-mse"          # meta-mse: Eq. 1 on synthetic tasks; ranking: EDL's ranking consistency
+    # EDL ranking fitness (fitness="ranking"): synthetic predictions, no classifier training
+    edl_classes: int = 10              # classes of the synthetic probability vectors
+    edl_samples: int = 2048            # predictions drawn per generation
+    edl_pairs: int = 20_000            # prediction pairs compared per generation
+    edl_regimes: tuple[float, ...] = (0.4, 0.3, 0.15, 0.15)  # weights: confident-correct, boundary, confident-wrong, near-uniform
+    edl_tie_tolerance: float = 1e-3    # pairs whose errors differ by less are not compared
+    edl_error: str = "brier"           # error measure the loss must rank like: brier or one-minus-p-true
     # synthetic meta-tasks
     task_kind: str = "linear"          # linear: perceptron ground truth; nonlinear: three-layer perceptron
     input_dim: int = 5
@@ -65,6 +78,15 @@ class EvolutionConfig:
 
         need(self.algorithm in ALGORITHMS, f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
         need(self.evaluation in EVALUATION_PATHS, f"evaluation must be one of {EVALUATION_PATHS}, got {self.evaluation!r}")
+        need(self.fitness in FITNESS_KINDS, f"fitness must be one of {FITNESS_KINDS}, got {self.fitness!r}")
+        need(self.mutation in MUTATIONS, f"mutation must be one of {MUTATIONS}, got {self.mutation!r}")
+        need(0 < self.chaos_r <= 4, f"chaos_r must be in (0, 4], got {self.chaos_r}")
+        need(self.edl_classes >= 2, f"edl_classes must be at least 2, got {self.edl_classes}")
+        need(self.edl_samples >= 2 and self.edl_pairs >= 1, "edl_samples must be >= 2 and edl_pairs >= 1")
+        need(len(self.edl_regimes) == 4 and min(self.edl_regimes) >= 0 and sum(self.edl_regimes) > 0,
+             f"edl_regimes must be 4 non-negative weights with a positive sum, got {self.edl_regimes}")
+        need(self.edl_error in EDL_ERRORS, f"edl_error must be one of {EDL_ERRORS}, got {self.edl_error!r}")
+        need(self.edl_tie_tolerance >= 0, f"edl_tie_tolerance must be non-negative, got {self.edl_tie_tolerance}")
         need(self.task_kind in TASK_KINDS, f"task_kind must be one of {TASK_KINDS}, got {self.task_kind!r}")
         for name in ("mu", "lambda_", "input_dim", "mixture_components", "pool_size", "train_size",
                      "val_size", "tasks_per_eval", "inner_batch", "inner_epochs", "chunk_size"):
@@ -97,6 +119,7 @@ class EvolutionConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
+        d["edl_regimes"] = list(self.edl_regimes)
         return d
 
     @classmethod
@@ -108,6 +131,8 @@ class EvolutionConfig:
         data = dict(data)
         if "hidden" in data:
             data["hidden"] = tuple(int(h) for h in data["hidden"])
+        if "edl_regimes" in data:
+            data["edl_regimes"] = tuple(float(w) for w in data["edl_regimes"])
         return cls(**data).validate()
 
     def save(self, path: str | Path) -> None:
@@ -129,6 +154,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # A few minutes on a 2-core laptop: same algorithm and MLN, smaller tasks, fewer generations.
     "quick": dict(generations=30, pool_size=20_000, train_size=2_000, val_size=2_000,
                   tasks_per_eval=4, patience=0),
+    # EDL: distribution-free pretraining of a small loss network by ranking consistency,
+    # ES with chaotic mutation; no classifier training, no real data.
+    "edl": dict(algorithm="es", fitness="ranking", mutation="chaotic", hidden=(16, 16), mu=10, lambda_=20,
+                generations=60, initial_sigma=0.05, patience=0, chunk_size=30),
 }
 
 

@@ -75,10 +75,21 @@ class Chunk:
 
 
 def evaluate_chunk(chunk: Chunk) -> list[float]:
-    """Worker entry point: the fitness of every genome in the chunk, as plain floats."""
+    """Worker entry point: the fitness of every genome in the chunk, as plain floats.
+
+    ``config.fitness`` picks Eq. 1 on synthetic tasks ("meta-mse") or EDL's ranking
+    consistency ("ranking"); a non-finite result becomes ``WORST_FITNESS``.
+    """
+    config = chunk.config
     with single_thread():
-        tasks = generation_tasks(chunk.config, chunk.generation)
-        return [float(f) for f in population_fitness(chunk.genomes, chunk.config, tasks)]
+        if config.fitness == "ranking":
+            from .edl import ranking_fitness
+
+            scores = ranking_fitness(chunk.genomes, config, chunk.generation)
+            scores = np.where(np.isfinite(scores), scores, WORST_FITNESS)
+        else:
+            scores = population_fitness(chunk.genomes, config, generation_tasks(config, chunk.generation))
+        return [float(f) for f in scores]
 
 
 def make_chunks(genomes: Sequence[np.ndarray], config: EvolutionConfig, generation: int) -> list[Chunk]:

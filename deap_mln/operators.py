@@ -81,3 +81,46 @@ def select_roulette(individuals: Sequence[Ind], k: int, rng: np.random.Generator
 def select_uniform(individuals: Sequence[Ind], k: int, rng: np.random.Generator) -> list[Ind]:
     """k individuals drawn uniformly with replacement: the ES's parent choice."""
     return [individuals[i] for i in rng.integers(len(individuals), size=k)]
+
+
+def logistic_map(x: np.ndarray, r: float = 4.0) -> np.ndarray:
+    """One step of the logistic map x <- r x (1 - x); chaotic on (0, 1) for r = 4."""
+    return r * x * (1.0 - x)
+
+
+CHAOS_MARGIN = 1e-9  # states this close to 0, 1 or the fixed point 1 - 1/r are re-drawn
+
+
+def advance_chaos(state: np.ndarray | None, size: int, rng: np.random.Generator, r: float = 4.0) -> np.ndarray:
+    """Iterate per-gene logistic-map states once (float64), drawing fresh ones where needed.
+
+    Float rounding can land the map on 0 (then it stays there) or on its fixed point
+    1 - 1/r; such states are re-drawn uniformly in (0.01, 0.99), so the sequence never
+    gets stuck.
+    """
+    if state is None or len(state) != size:
+        return rng.uniform(0.01, 0.99, size)
+    state = logistic_map(np.asarray(state, dtype=np.float64), r)
+    stuck = (state <= CHAOS_MARGIN) | (state >= 1.0 - CHAOS_MARGIN) | (np.abs(state - (1.0 - 1.0 / r)) <= CHAOS_MARGIN)
+    if stuck.any():
+        state[stuck] = rng.uniform(0.01, 0.99, int(stuck.sum()))
+    return state
+
+
+def mutate_chaotic(individual: Ind, rng: np.random.Generator, tau: float, sigma_floor: float,
+                   r: float = 4.0) -> tuple[Ind]:
+    """Chaotic mutation of the Evolutionary Dynamic Loss (EDL) method.
+
+    The individual carries a logistic-map state per gene (attribute ``chaos``), iterated
+    once per mutation. The states, standardised to zero mean and unit variance, replace the
+    Gaussian noise of Eq. 3; they are read starting at a random offset so that two clones of
+    one parent are not moved identically. sigma self-adapts log-normally as in Eq. 3.
+    """
+    state = advance_chaos(getattr(individual, "chaos", None), individual.shape[0], rng, r)
+    individual.chaos = state
+    individual.strategy = max(sigma_floor, individual.strategy * math.exp(tau * rng.standard_normal()))
+    noise = np.roll(state, int(rng.integers(state.shape[0])))
+    std = noise.std()
+    noise = (noise - noise.mean()) / std if std > 0 else np.zeros_like(noise)
+    individual += (individual.strategy * noise).astype(np.float32)
+    return (individual,)

@@ -20,7 +20,7 @@ from .config import EvolutionConfig
 from .fitness import evaluate_chunk, make_chunks
 from .dynamic_update import dynamic_update, keep_unchanged
 from .mln import glorot_genome
-from .operators import cx_one_point, mutate_log_normal, select_roulette, select_uniform
+from .operators import cx_one_point, mutate_chaotic, mutate_log_normal, select_roulette, select_uniform
 
 
 class Genome(np.ndarray):
@@ -58,12 +58,14 @@ def init_individual(icls: type, hidden: Sequence[int], sigma: float, rng: np.ran
     return individual
 
 
-def make_individual(genome: np.ndarray, sigma: float, fitness: float | None = None):
+def make_individual(genome: np.ndarray, sigma: float, fitness: float | None = None, chaos: np.ndarray | None = None):
     """Wrap a stored genome back into a ``creator.Individual`` (checkpoints, hall of fame)."""
     individual = creator.Individual(genome)
     individual.strategy = float(sigma)
     if fitness is not None:
         individual.fitness.values = (float(fitness),)
+    if chaos is not None:
+        individual.chaos = np.array(chaos, dtype=np.float64)
     return individual
 
 
@@ -90,7 +92,10 @@ def build_toolbox(config: EvolutionConfig, rng: np.random.Generator, map_fn: Cal
     tb.register("individual", init_individual, creator.Individual, config.hidden, config.initial_sigma, rng)
     tb.register("population", tools.initRepeat, list, tb.individual)
     tb.register("mate", cx_one_point, rng=rng)
-    tb.register("mutate", mutate_log_normal, rng=rng, tau=config.tau, sigma_floor=config.sigma_floor)
+    if config.mutation == "chaotic":
+        tb.register("mutate", mutate_chaotic, rng=rng, tau=config.tau, sigma_floor=config.sigma_floor, r=config.chaos_r)
+    else:
+        tb.register("mutate", mutate_log_normal, rng=rng, tau=config.tau, sigma_floor=config.sigma_floor)
     tb.register("select_parents", select_roulette if config.algorithm == "hybrid" else select_uniform, rng=rng)
     tb.register("select", tools.selBest)
     if config.dynamic_update:

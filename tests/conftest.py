@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from deap_mln.config import EvolutionConfig
+
+# One thread: the tests' tensors are small, and several threads on a busy machine spin
+# each other out (seen here: 100x slower steps under load).
+torch.set_num_threads(1)
 
 
 def tiny_config(**overrides) -> EvolutionConfig:

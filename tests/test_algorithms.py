@@ -105,3 +105,15 @@ def toolbox_initial_population(config):
 
 def _initial_fitness(population, config):
     return [f for (f,) in evaluate_population(population, 0, config=config)]
+
+
+def test_hall_of_fame_keeps_the_best_measurement_of_a_reevaluated_genome():
+    from deap_mln.algorithms import new_hall_of_fame
+
+    hof = new_hall_of_fame()
+    genome = np.ones(3, dtype=np.float32)
+    hof.update([make_individual(genome, 0.1, -0.5)])
+    hof.update([make_individual(genome, 0.1, -0.2)])  # same genome, measured better on new tasks
+    assert hof[0].fitness.values == (-0.2,)
+    hof.update([make_individual(genome, 0.1, -0.9)])  # measured worse: the best measurement stays
+    assert hof[0].fitness.values == (-0.2,) and len(hof) == 1
