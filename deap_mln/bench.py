@@ -35,6 +35,7 @@ VARIANTS: dict[str, dict] = {
     "es": {"algorithm": "es"},                     # the ES-only baseline (paper's Table 3)
     "hybrid-fixed-sigma": {"tau": 0.0},            # no adaptive mutation: sigma stays at its initial value
     "hybrid-dynamic": {"dynamic_update": True},    # with the meta-gradient dynamic update
+    "hybrid-chaotic": {"mutation": "chaotic"},     # EDL's logistic-map noise instead of Gaussian
 }
 BUDGETS: dict[str, tuple[str, dict]] = {
     # checks the whole pipeline in seconds; its numbers mean nothing

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .config import ALGORITHMS, EVALUATION_PATHS, PRESETS, TASK_KINDS, EvolutionConfig, preset
+from .config import (ALGORITHMS, EDL_ERRORS, EVALUATION_PATHS, MUTATIONS, PRESETS, TASK_KINDS, EvolutionConfig,
+                     preset)
 from .metatest import add_meta_test_command
 from .gp_run import add_evolve_gp_command
 from .bench import BUDGETS, VARIANTS
@@ -52,8 +53,64 @@ OVERRIDES = {
     "epochs": "inner_epochs", "hidden": "hidden", "evaluation": "evaluation", "grid_size": "grid_size",
     "chunk_size": "chunk_size", "task_kind": "task_kind", "initial_sigma": "initial_sigma", "tau": "tau",
     "patience": "patience", "checkpoint_every": "checkpoint_every", "dynamic_update": "dynamic_update",
-    "update_step": "update_step", "update_truncation": "update_truncation",
+    "update_step": "update_step", "update_truncation": "update_truncation", "algorithm": "algorithm",
+    "mutation": "mutation", "classes": "edl_classes", "samples": "edl_samples", "pairs": "edl_pairs",
+    "regimes": "edl_regimes", "error": "edl_error",
 }
+
+
+def _weights(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated weights such as 0.4,0.3,0.15,0.15, got {text!r}") from None
+
+
+def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) -> None:
+    """Flags shared by `evolve` and `pretrain-edl`: a preset plus overrides of config fields."""
+    ev.add_argument("--out", required=True, type=Path, help="run directory to write (or resume)")
+    ev.add_argument("--preset", choices=sorted(PRESETS), default=default_preset,
+                    help=f"base settings (default: {default_preset})")
+    ev.add_argument("--config", type=Path, help="JSON config file (instead of --preset)")
+    ev.add_argument("--algorithm", choices=ALGORITHMS, help="hybrid ES-GA or ES-only (default: the preset's)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    ev.add_argument("--population", type=_positive_int, help="mu + lambda, split evenly (paper: 50)")
+    ev.add_argument("--mu", type=_positive_int, help="parents kept per generation")
+    ev.add_argument("--lambda", dest="lambda_", type=_positive_int, help="offspring per generation")
+    ev.add_argument("--generations", type=int)
+    ev.add_argument("--hidden", type=_hidden, help="MLN hidden sizes, e.g. 32,64,128,256,512")
+    ev.add_argument("--mutation", choices=MUTATIONS, help="log-normal (Eq. 3) or chaotic (EDL)")
+    ev.add_argument("--initial-sigma", type=float)
+    ev.add_argument("--tau", type=float, help="sigma's self-adaptation rate (0: fixed sigma)")
+    ev.add_argument("--patience", type=int, help="stop after this many generations without improvement (0: never)")
+    ev.add_argument("--checkpoint-every", type=int)
+    tasks = ev.add_argument_group("meta-MSE fitness on synthetic tasks (evolve)")
+    tasks.add_argument("--pool-size", type=_positive_int)
+    tasks.add_argument("--train-size", type=_positive_int)
+    tasks.add_argument("--val-size", type=_positive_int)
+    tasks.add_argument("--tasks-per-eval", type=_positive_int)
+    tasks.add_argument("--epochs", type=_positive_int, help="inner-loop epochs")
+    tasks.add_argument("--task-kind", choices=TASK_KINDS)
+    tasks.add_argument("--evaluation", choices=EVALUATION_PATHS, help="fast (tabulated, default) or exact")
+    tasks.add_argument("--grid-size", type=_positive_int, help="points of the fast path's table")
+    tasks.add_argument("--chunk-size", type=_positive_int, help="individuals trained together per work item")
+    tasks.add_argument("--dynamic-update", action="store_true", default=None,
+                       help="meta-gradient step on every offspring (Algorithm 1, line 18)")
+    tasks.add_argument("--update-step", type=float, help="length of the dynamic update's step (default 0.5)")
+    tasks.add_argument("--update-truncation", type=_positive_int, help="inner steps unrolled for it (default 10)")
+    ranking = ev.add_argument_group("ranking fitness on synthetic predictions (pretrain-edl)")
+    ranking.add_argument("--classes", type=_positive_int, help="classes of the synthetic predictions")
+    ranking.add_argument("--samples", type=_positive_int, help="predictions drawn per generation")
+    ranking.add_argument("--pairs", type=_positive_int, help="prediction pairs compared per generation")
+    ranking.add_argument("--regimes", type=_weights,
+                         help="weights of confident-correct, boundary, confident-wrong, near-uniform predictions")
+    ranking.add_argument("--error", choices=EDL_ERRORS, help="error measure the loss must rank like")
+    run = ev.add_argument_group("run")
+    run.add_argument("--backend", choices=BACKENDS, default="auto",
+                     help="auto: SCOOP under its launcher, else a process pool if --workers > 1, else serial")
+    run.add_argument("--workers", type=_positive_int, default=1, help="process-pool workers (default 1)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,40 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ev = sub.add_parser("evolve", help="evolve a Meta-Loss Network on synthetic meta-tasks")
-    ev.add_argument("--out", required=True, type=Path, help="run directory to write (or resume)")
-    ev.add_argument("--algorithm", choices=ALGORITHMS, default="hybrid", help="hybrid ES-GA (default) or ES-only")
-    ev.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="base settings (default: quick)")
-    ev.add_argument("--config", type=Path, help="JSON config file (instead of --preset)")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    ev.add_argument("--population", type=_positive_int, help="mu + lambda, split evenly (paper: 50)")
-    ev.add_argument("--mu", type=_positive_int, help="parents kept per generation")
-    ev.add_argument("--lambda", dest="lambda_", type=_positive_int, help="offspring per generation")
-    ev.add_argument("--generations", type=int)
-    ev.add_argument("--pool-size", type=_positive_int)
-    ev.add_argument("--train-size", type=_positive_int)
-    ev.add_argument("--val-size", type=_positive_int)
-    ev.add_argument("--tasks-per-eval", type=_positive_int)
-    ev.add_argument("--epochs", type=_positive_int, help="inner-loop epochs")
-    ev.add_argument("--hidden", type=_hidden, help="MLN hidden sizes, e.g. 32,64,128,256,512")
-    ev.add_argument("--task-kind", choices=TASK_KINDS)
-    ev.add_argument("--evaluation", choices=EVALUATION_PATHS, help="fast (tabulated, default) or exact")
-    ev.add_argument("--grid-size", type=_positive_int, help="points of the fast path's table")
-    ev.add_argument("--chunk-size", type=_positive_int, help="individuals trained together per work item")
-    ev.add_argument("--initial-sigma", type=float)
-    ev.add_argument("--tau", type=float)
-    ev.add_argument("--patience", type=int, help="stop after this many generations without improvement (0: never)")
-    ev.add_argument("--checkpoint-every", type=int)
-    ev.add_argument("--dynamic-update", action="store_true", default=None,
-                    help="meta-gradient step on every offspring (Algorithm 1, line 18)")
-    ev.add_argument("--update-step", type=float, help="length of the dynamic update's step (default 0.5)")
-    ev.add_argument("--update-truncation", type=_positive_int, help="inner steps unrolled for it (default 10)")
-    ev.add_argument("--backend", choices=BACKENDS, default="auto",
-                    help="auto: SCOOP under its launcher, else a process pool if --workers > 1, else serial")
-    ev.add_argument("--workers", type=_positive_int, default=1, help="process-pool workers (default 1)")
-    ev.add_argument("--quiet", action="store_true", help="no progress lines")
-
+    add_evolution_arguments(ev, default_preset="quick")
     ev.set_defaults(handler=cmd_evolve)
+
+    edl = sub.add_parser("pretrain-edl", help="pretrain a loss without real data (EDL: ranking consistency, chaotic ES)")
+    add_evolution_arguments(edl, default_preset="edl")
+    edl.set_defaults(handler=cmd_evolve)
 
     bench = sub.add_parser("bench", help="compare evolution variants over seeds (ES vs hybrid, ablations)")
     bench.add_argument("--variants", nargs="+", default=["hybrid", "es"], metavar="VARIANT",
@@ -122,7 +151,7 @@ def config_from_args(args: argparse.Namespace) -> EvolutionConfig:
         if args.population % 2 or args.mu is not None or args.lambda_ is not None:
             raise UsageError("--population must be even and not combined with --mu/--lambda")
         overrides["mu"] = overrides["lambda_"] = args.population // 2
-    overrides["algorithm"], overrides["seed"] = args.algorithm, args.seed
+    overrides["seed"] = args.seed
     if args.config is not None:
         base = EvolutionConfig.load(args.config).to_dict()
         return EvolutionConfig.from_dict({**base, **overrides})
