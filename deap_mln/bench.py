@@ -30,23 +30,27 @@ from .population_loss import TabulatedMLNLoss
 from .stats import compare, median_iqr
 from .tasks import generation_tasks
 
+_HYBRID = {"algorithm": "hybrid", "mutation": "log-normal"}
+_ES = {"algorithm": "es", "mutation": "log-normal"}
 VARIANTS: dict[str, dict] = {
-    "hybrid": {},                                  # roulette + one-point crossover + adaptive mutation
-    "es": {"algorithm": "es"},                     # the ES-only baseline (paper's Table 3)
-    "hybrid-fixed-sigma": {"tau": 0.0},            # no adaptive mutation: sigma stays at its initial value
-    "hybrid-dynamic": {"dynamic_update": True},    # with the meta-gradient dynamic update
-    "hybrid-chaotic": {"mutation": "chaotic"},     # EDL's logistic-map noise instead of Gaussian
+    "hybrid": _HYBRID,                                   # roulette + one-point crossover + adaptive mutation
+    "es": _ES,                                           # the ES-only baseline (paper's Table 3)
+    "hybrid-fixed-sigma": {**_HYBRID, "tau": 0.0},       # no adaptive mutation: sigma stays at its initial value
+    "hybrid-dynamic": {**_HYBRID, "dynamic_update": True},  # with the meta-gradient dynamic update
+    "hybrid-chaotic": {**_HYBRID, "mutation": "chaotic"},   # EDL's logistic-map noise instead of Gaussian
+    "es-chaotic": {**_ES, "mutation": "chaotic"},        # the EDL search
 }
-BUDGETS: dict[str, tuple[str, dict]] = {
+# budget -> (preset, overrides, default threshold for "evaluations to reach")
+BUDGETS: dict[str, tuple[str, dict, float]] = {
     # checks the whole pipeline in seconds; its numbers mean nothing
     "smoke": ("quick", dict(generations=2, hidden=(8, 8), pool_size=2_000, train_size=400, val_size=200,
-                            tasks_per_eval=1, mu=4, lambda_=4, chunk_size=4, update_truncation=3)),
-    "quick": ("quick", dict(generations=20, tasks_per_eval=2)),
-    "paper": ("paper", {}),
+                            tasks_per_eval=1, mu=4, lambda_=4, chunk_size=4, update_truncation=3), -0.1),
+    "quick": ("quick", dict(generations=20, tasks_per_eval=2), -0.01),
+    "paper": ("paper", {}, -0.01),
+    "edl": ("edl", {}, 0.995),  # ranking fitness: compare es-chaotic with es (Gaussian)
 }
 HELD_OUT_GENERATION = 1_000_000  # tasks of this generation are never used by a run
 HELD_OUT_TASKS = 5
-REFERENCE = "hybrid"
 
 
 def job_config(budget: str, variant: str, seed: int) -> EvolutionConfig:
@@ -55,16 +59,22 @@ def job_config(budget: str, variant: str, seed: int) -> EvolutionConfig:
         raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    name, overrides = BUDGETS[budget]
+    name, overrides, _ = BUDGETS[budget]
     return preset(name, **overrides, **VARIANTS[variant], seed=seed, patience=0)
 
 
 def held_out_scores(genome: np.ndarray, config: EvolutionConfig) -> dict:
-    """Fitness and accuracy of a loss on the held-out tasks of ``config.seed``.
+    """Scores of a loss on held-out data of ``config.seed``.
 
-    Accuracy: a classifier trained with the loss (inner-loop SGD settings) labels the
-    validation points; the ground truth's labels (probability > 0.5) are the answers.
+    meta-MSE fitness: Eq. 1 on held-out tasks, and accuracy of a classifier trained with the
+    loss (inner-loop SGD settings) against the ground truth's labels on their validation points.
+    Ranking fitness: ranking consistency on a held-out sample of predictions.
     """
+    if config.fitness == "ranking":
+        from .edl import ranking_fitness
+
+        with single_thread():
+            return dict(held_out_fitness=float(ranking_fitness(genome[None], config, HELD_OUT_GENERATION)[0]))
     held_out = dataclasses.replace(config, tasks_per_eval=HELD_OUT_TASKS, evaluation="fast")
     tasks = generation_tasks(held_out, HELD_OUT_GENERATION)
     with single_thread():
@@ -117,29 +127,29 @@ def evaluations_to_reach(result: dict, threshold: float) -> int | None:
     return None
 
 
+MEASURES = ("held_out_fitness", "held_out_accuracy", "final_best")
+
+
 def summarise(results: Sequence[dict], variants: Sequence[str], threshold: float) -> dict:
-    """Per-variant medians and quartiles, and each variant against the hybrid reference."""
+    """Per-variant medians and quartiles, and each variant against the first one (the reference)."""
     by_variant = {v: sorted((r for r in results if r["variant"] == v), key=lambda r: r["seed"]) for v in variants}
+    measures = [m for m in MEASURES if results and all(m in r for r in results)]
     summary = {}
     for v, rs in by_variant.items():
         reached = [evaluations_to_reach(r, threshold) for r in rs]
         hit = [e for e in reached if e is not None]
         summary[v] = {
             "seeds": len(rs),
-            **{f"{k}_median": float(np.median([r[k] for r in rs])) for k in ("final_best", "held_out_fitness", "held_out_accuracy", "seconds")},
-            **{f"{k}_iqr": [float(np.percentile([r[k] for r in rs], q)) for q in (25, 75)] for k in ("final_best", "held_out_fitness", "held_out_accuracy")},
+            **{f"{k}_median": float(np.median([r[k] for r in rs])) for k in (*measures, "seconds")},
+            **{f"{k}_iqr": [float(np.percentile([r[k] for r in rs], q)) for q in (25, 75)] for k in measures},
             "reached_threshold": f"{len(hit)}/{len(rs)}",
             "evals_to_threshold_median": float(np.median(hit)) if hit else None,
             "failed_evaluations": int(sum(r["failed"] for r in rs)),
         }
-    comparisons = {}
-    if REFERENCE in by_variant:
-        ref = by_variant[REFERENCE]
-        for v, rs in by_variant.items():
-            if v != REFERENCE and rs and ref:
-                comparisons[v] = {k: compare([r[k] for r in rs], [r[k] for r in ref])
-                                  for k in ("held_out_fitness", "held_out_accuracy", "final_best")}
-    return dict(summary=summary, comparisons_vs_hybrid=comparisons)
+    reference = variants[0]
+    comparisons = {v: {k: compare([r[k] for r in rs], [r[k] for r in by_variant[reference]]) for k in measures}
+                   for v, rs in by_variant.items() if v != reference and rs and by_variant[reference]}
+    return dict(reference=reference, summary=summary, comparisons=comparisons)
 
 
 def plot_results(results: Sequence[dict], variants: Sequence[str], out: Path) -> None:
@@ -158,7 +168,7 @@ def plot_results(results: Sequence[dict], variants: Sequence[str], out: Path) ->
         ax.plot(evals, med, color=f"C{i}", label=f"{v} (n={len(rs)})")
         ax.fill_between(evals, lo, hi, color=f"C{i}", alpha=0.2)
     ax.set_xlabel("fitness evaluations")
-    ax.set_ylabel("best fitness of the generation (-MSE)")
+    ax.set_ylabel("best fitness of the generation")
     ax.set_title("convergence: median and interquartile band over seeds")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -170,7 +180,7 @@ def plot_results(results: Sequence[dict], variants: Sequence[str], out: Path) ->
     present = [v for v in variants if any(r["variant"] == v for r in results)]
     ax.boxplot([[r["held_out_fitness"] for r in results if r["variant"] == v] for v in present])
     ax.set_xticks(range(1, len(present) + 1), present)
-    ax.set_ylabel("held-out fitness of the final best loss (-MSE)")
+    ax.set_ylabel("held-out fitness of the final best loss")
     ax.set_title("final fitness over seeds")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
@@ -179,20 +189,22 @@ def plot_results(results: Sequence[dict], variants: Sequence[str], out: Path) ->
 
 
 def markdown_report(report: dict) -> str:
-    lines = [f"# ES vs hybrid: budget `{report['budget']}`, {len(report['seeds'])} seeds", "",
+    ref = report["reference"]
+    lines = [f"# Variants compared: budget `{report['budget']}`, {len(report['seeds'])} seeds", "",
              f"Threshold for 'evaluations to reach': best fitness >= {report['threshold']}.", "",
              "| variant | seeds | final best (median) | held-out fitness median [IQR] | held-out accuracy median | reached | evals to threshold (median) | s/run |",
              "|---|---|---|---|---|---|---|---|"]
     for v, s in report["summary"].items():
         lo, hi = s["held_out_fitness_iqr"]
         evals = "-" if s["evals_to_threshold_median"] is None else f"{s['evals_to_threshold_median']:.0f}"
+        accuracy = f"{s['held_out_accuracy_median']:.4f}" if "held_out_accuracy_median" in s else "-"
         lines.append(f"| {v} | {s['seeds']} | {s['final_best_median']:.5f} | {s['held_out_fitness_median']:.5f} "
-                     f"[{lo:.5f}, {hi:.5f}] | {s['held_out_accuracy_median']:.4f} | {s['reached_threshold']} | {evals} | "
+                     f"[{lo:.5f}, {hi:.5f}] | {accuracy} | {s['reached_threshold']} | {evals} | "
                      f"{s['seconds_median']:.1f} |")
-    if report["comparisons_vs_hybrid"]:
-        lines += ["", "Against the hybrid (two-sided Mann-Whitney U; A12 = P(variant > hybrid)):", "",
+    if report["comparisons"]:
+        lines += ["", f"Against `{ref}` (two-sided Mann-Whitney U; A12 = P(variant > {ref})):", "",
                   "| variant | measure | p-value | A12 | magnitude |", "|---|---|---|---|---|"]
-        for v, by_measure in report["comparisons_vs_hybrid"].items():
+        for v, by_measure in report["comparisons"].items():
             for measure, c in by_measure.items():
                 lines.append(f"| {v} | {measure} | {c['p_value']:.3g} | {c['a12']:.2f} | {c['magnitude']} |")
     lines += ["", "![convergence](convergence.png)", "", "![final fitness](final_fitness.png)", ""]
@@ -200,11 +212,17 @@ def markdown_report(report: dict) -> str:
 
 
 def run_benchmark(variants: Sequence[str], seeds: int, budget: str, out_dir: str | Path, *, workers: int = 1,
-                  threshold: float = -0.01, progress: Callable[[str], None] | None = print) -> dict:
-    """Run (or resume) every (variant, seed) job, then write bench.json, report.md and the plots."""
+                  threshold: float | None = None, progress: Callable[[str], None] | None = print) -> dict:
+    """Run (or resume) every (variant, seed) job, then write bench.json, report.md and the plots.
+
+    The first variant is the reference the others are tested against; ``threshold``
+    defaults to the budget's.
+    """
     out = Path(out_dir)
     for v in variants:
-        job_config(budget, v, 0)  # refuse unknown names before anything runs
+        job_config(budget, v, 0)  # refuse unknown names and invalid combinations before anything runs
+    if threshold is None:
+        threshold = BUDGETS[budget][2]
     if seeds < 1 or workers < 1:
         raise ValueError("--seeds and --workers must be at least 1")
     out.mkdir(parents=True, exist_ok=True)
@@ -220,8 +238,9 @@ def run_benchmark(variants: Sequence[str], seeds: int, budget: str, out_dir: str
     try:
         for job, result in zip(jobs, iterator):
             results.append(result)
+            accuracy = f"accuracy {result['held_out_accuracy']:.4f}  " if "held_out_accuracy" in result else ""
             say(f"{job[1]:>20} seed {job[2]:>2}: held-out fitness {result['held_out_fitness']:.5f}  "
-                f"accuracy {result['held_out_accuracy']:.4f}  ({result['seconds']:.0f} s)")
+                f"{accuracy}({result['seconds']:.0f} s)")
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

@@ -128,10 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="compare evolution variants over seeds (ES vs hybrid, ablations)")
     bench.add_argument("--variants", nargs="+", default=["hybrid", "es"], metavar="VARIANT",
-                       help="any of: " + ", ".join(VARIANTS))
+                       help="the first is the reference the others are tested against; any of: " + ", ".join(VARIANTS))
     bench.add_argument("--seeds", type=_positive_int, default=10)
     bench.add_argument("--budget", choices=sorted(BUDGETS), default="quick")
-    bench.add_argument("--threshold", type=float, default=-0.01, help="fitness level for 'evaluations to reach'")
+    bench.add_argument("--threshold", type=float, help="fitness level for 'evaluations to reach' (default: the budget's)")
     bench.add_argument("--workers", type=_positive_int, default=1, help="jobs run in parallel processes")
     bench.add_argument("--out", type=Path, required=True)
     bench.set_defaults(handler=cmd_bench)

@@ -98,6 +98,8 @@ class EvolutionConfig:
         need(self.tau >= 0, f"tau must be non-negative, got {self.tau}")
         need(0 < self.sigma_floor <= self.initial_sigma,
              f"sigma_floor must be in (0, initial_sigma], got {self.sigma_floor}")
+        need(not self.dynamic_update or self.fitness == "meta-mse",
+             "dynamic_update differentiates the meta-MSE fitness; it cannot be used with fitness='ranking'")
         need(self.update_step > 0, f"update_step must be positive, got {self.update_step}")
         need(self.update_truncation >= 1, f"update_truncation must be at least 1, got {self.update_truncation}")
         need(self.convergence_epsilon >= 0, f"convergence_epsilon must be non-negative, got {self.convergence_epsilon}")
