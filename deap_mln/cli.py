@@ -181,7 +181,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         raise UsageError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
-    report = run_benchmark(args.variants, args.seeds, args.budget, args.out, workers=args.workers,
+    run_benchmark(args.variants, args.seeds, args.budget, args.out, workers=args.workers,
                            threshold=args.threshold)
     print((args.out / "report.md").read_text())
     return 0

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from . import __version__
 from .algorithms import EvolutionState, mu_plus_lambda, start

@@ -6,7 +6,7 @@ from deap_mln.cli import main
 from deap_mln.config import preset
 from deap_mln.edl import (REGIMES, prediction_errors, ranking_consistency, ranking_fitness,
                           sample_predictions)
-from deap_mln.mln import MLNLoss, genome_size, load_loss, module_to_genome, MetaLossNetwork
+from deap_mln.mln import load_loss, module_to_genome, MetaLossNetwork
 from deap_mln.operators import advance_chaos, logistic_map, mutate_chaotic
 from deap_mln.run import evolve
 from deap_mln.toolbox import make_individual

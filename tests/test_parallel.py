@@ -1,5 +1,4 @@
 """Backends never change the numbers: serial, process pool and SCOOP give identical fitness."""
-import csv
 import os
 import subprocess
 import sys
@@ -7,10 +6,10 @@ import sys
 import pytest
 
 from deap_mln import launch
-from deap_mln.parallel import evaluation_map, resolve_backend
+from deap_mln.parallel import resolve_backend
 from deap_mln.run import evolve
 from tests.conftest import tiny_config
-from tests.test_run_cli import FITNESS_COLUMNS, TINY_FLAGS, fitness_columns
+from tests.test_run_cli import TINY_FLAGS, fitness_columns
 
 
 def test_auto_backend_is_serial_outside_scoop():
