@@ -182,7 +182,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
     run_benchmark(args.variants, args.seeds, args.budget, args.out, workers=args.workers,
-                           threshold=args.threshold)
+                  threshold=args.threshold)
     print((args.out / "report.md").read_text())
     return 0
 
