@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import functools
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
+from .fitness import single_thread
 from .gp import GPLoss, canonical_string, parse_expression
 from .seeding import generator, seed_sequence
 
@@ -82,17 +82,6 @@ class TrainingSettings:
     steps: int = 100
     batch_size: int = 64
     lr: float = 0.01         # Adam
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """torch on one thread inside, the previous setting restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def build_classifier(inputs: int, classes: int, hidden: int) -> nn.Module:
