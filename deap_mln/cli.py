@@ -15,6 +15,8 @@ from .config import (ALGORITHMS, EDL_ERRORS, EVALUATION_PATHS, MUTATIONS, PRESET
                      preset)
 from .metatest import add_meta_test_command
 from .gp_run import add_evolve_gp_command
+from .export import add_export_command
+from .landscape import add_plot_command
 from .bench import BUDGETS, VARIANTS
 from .parallel import BACKENDS
 
@@ -142,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_meta_test_command(sub)
     add_evolve_gp_command(sub)
+    add_export_command(sub)
+    add_plot_command(sub)
     return parser
 
 

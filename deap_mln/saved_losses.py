@@ -16,6 +16,8 @@ from torch import nn
 # format tag -> "module:function" taking (record, reduction) and returning an nn.Module loss
 FORMATS: dict[str, str] = {
     "deap_mln.loss/1": "deap_mln.mln:loss_from_record",
+    "deap_mln.table_loss/1": "deap_mln.compiled:loss_from_record",
+    "deap_mln.gp_loss/1": "deap_mln.gp:loss_from_record",
 }
 
 
