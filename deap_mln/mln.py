@@ -197,8 +197,13 @@ def load_loss_record(path: str | Path) -> dict:
     if record["format"] != LOSS_FILE_FORMAT:
         raise ValueError(f"{path} holds a {record['format']} loss, not an MLN ({LOSS_FILE_FORMAT})")
     hidden = tuple(record["hidden"])
-    if record["genome"].numel() != genome_size(hidden):
-        raise ValueError(f"{path}: genome length {record['genome'].numel()} does not match hidden sizes {hidden}")
+    genome = record["genome"]
+    if not isinstance(genome, torch.Tensor) or genome.dtype != torch.float32 or genome.dim() != 1:
+        raise ValueError(f"{path}: the genome must be a 1-D float32 tensor")
+    if genome.numel() != genome_size(hidden):
+        raise ValueError(f"{path}: genome length {genome.numel()} does not match hidden sizes {hidden}")
+    if not torch.isfinite(genome).all():
+        raise ValueError(f"{path}: the genome holds NaN or infinite values")
     return record
 
 

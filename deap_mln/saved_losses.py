@@ -29,7 +29,9 @@ def read_record(path: str | Path) -> dict:
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise ValueError(f"{path} is not a readable deap_mln loss file ({exc.__class__.__name__}: {exc})") from exc
+        # torch's message spans many lines (and suggests weights_only=False, which we never do): keep the first
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"{path} is not a readable deap_mln loss file ({exc.__class__.__name__}: {first_line})") from exc
     if not isinstance(record, dict) or record.get("format") not in FORMATS:
         found = record.get("format") if isinstance(record, dict) else type(record).__name__
         raise ValueError(f"{path} is not a deap_mln loss file (format {found!r}; known: {', '.join(FORMATS)})")

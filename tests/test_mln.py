@@ -154,3 +154,15 @@ def test_loading_rejects_pickled_code_and_corrupt_files(tmp_path):
         load_loss_record(other)
     with pytest.raises(FileNotFoundError):
         load_loss_record(tmp_path / "missing.pt")
+    for bad in (torch.zeros(genome_size((8, 8)), dtype=torch.float64), torch.full((genome_size((8, 8)),), float("nan"))):
+        torch.save({"format": "deap_mln.loss/1", "hidden": [8, 8], "genome": bad, "metadata": {}}, other)
+        with pytest.raises(ValueError, match="float32|NaN"):
+            load_loss_record(other)
+
+
+def test_unreadable_file_errors_are_one_line(tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"payload": _Exploit()}, evil)
+    with pytest.raises(ValueError) as info:
+        load_loss_record(evil)
+    assert "\n" not in str(info.value)
