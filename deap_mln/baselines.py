@@ -9,8 +9,9 @@ returns the batch mean:
   :mod:`deap_mln.plots` draws).
 - ``focal``: focal loss -(1 - p_y)^gamma log p_y with gamma = 2 (Lin et al. 2017).
 
-Anything else given to :func:`resolve_loss` is read as a file saved by
-:func:`deap_mln.mln.save_loss` and becomes an :class:`deap_mln.mln.MLNLoss` (Eq. 4).
+Anything else given to :func:`resolve_loss` is read as a saved evolved loss with
+:func:`deap_mln.saved_losses.load_saved_loss`: an MLN (``deap_mln.mln.save_loss``, used as
+:class:`deap_mln.mln.MLNLoss` by Eq. 4), a compiled MLN table, or a GP formula.
 """
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .mln import load_loss
+from .mln import LOSS_FILE_FORMAT
+from .saved_losses import load_saved_loss, read_record
 
 BASELINES = ("ce", "mse", "focal")
+# saved formats that are a Meta-Loss Network (exact or compiled): trained with the MLN learning rate
+MLN_FORMATS = (LOSS_FILE_FORMAT, "deap_mln.table_loss/1")
 FOCAL_GAMMA = 2.0
 
 
@@ -61,19 +65,19 @@ def baseline_loss(name: str) -> nn.Module:
 
 @dataclass(frozen=True)
 class LossSpec:
-    """One loss to meta-test: its label in tables, the module, and whether it is evolved
-    (evolved losses train with the MLN learning rate)."""
+    """One loss to meta-test: its label in tables, the module, and whether it is a
+    Meta-Loss Network (those train with the paper's MLN learning rate, 1e-4 by default)."""
 
     label: str
     module: nn.Module
-    evolved: bool
+    mln: bool
 
 
 def resolve_loss(spec: str) -> LossSpec:
     """``ce``, ``mse`` or ``focal`` -> that baseline; otherwise a path to a saved evolved loss."""
     if spec in BASELINES:
-        return LossSpec(spec, baseline_loss(spec), evolved=False)
+        return LossSpec(spec, baseline_loss(spec), mln=False)
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"--loss {spec}: not one of {', '.join(BASELINES)} and no such loss file")
-    return LossSpec(spec, load_loss(path), evolved=True)
+    return LossSpec(spec, load_saved_loss(path), mln=read_record(path)["format"] in MLN_FORMATS)

@@ -170,7 +170,8 @@ def _download(name: str, root: Path) -> None:
     try:
         cls(str(root), train=True, download=True)
     except Exception as exc:  # URLError, RuntimeError, OSError: all mean the same to the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        reason = " ".join(str(exc).split()) or exc.__class__.__name__
+        reason = reason if len(reason) <= 240 else reason[:237] + "..."
         raise FileNotFoundError(f"{name}: could not download into {root} ({reason}); "
                                 f"put the files under --data-dir instead") from None
 

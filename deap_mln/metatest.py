@@ -45,7 +45,7 @@ class MetaTestSettings:
     batch_size: int = BATCH_SIZE
     optimizer: str = "adam"
     lr: float = BASELINE_LR          # for ce, mse, focal
-    mln_lr: float = MLN_LR           # for evolved losses
+    mln_lr: float = MLN_LR           # for Meta-Loss Networks (saved MLN or compiled-table files)
     eval_every: int = 50             # test accuracy every this many steps (and at the end)
     device: str = "cpu"
 
@@ -110,7 +110,7 @@ def train_and_evaluate(data: ClassificationData, loss: LossSpec, seed: int, sett
     criterion = loss.module.to(device)
     for p in criterion.parameters():  # an evolved loss is fixed: no gradients for its weights
         p.requires_grad_(False)
-    optimizer = make_optimizer(settings.optimizer, model.parameters(), settings.mln_lr if loss.evolved else settings.lr)
+    optimizer = make_optimizer(settings.optimizer, model.parameters(), settings.mln_lr if loss.mln else settings.lr)
     x, y = data.x_train.to(device), data.y_train.to(device)
     n = len(y)
     batch = min(settings.batch_size, n)
@@ -192,7 +192,7 @@ def add_meta_test_command(sub: argparse._SubParsersAction) -> argparse.ArgumentP
                         description="Train classifiers with each loss over several seeds; report test accuracy "
                                     "(table, CSV, markdown, curves.png) and a paired test of each loss against CE.")
     mt.add_argument("--loss", nargs="+", required=True, metavar="LOSS",
-                    help=f"{', '.join(BASELINES)}, or a saved evolved loss file (e.g. a run's best_loss.pt)")
+                    help=f"{', '.join(BASELINES)}, or a saved evolved loss file (a run's best_loss.pt: MLN, compiled table or GP)")
     mt.add_argument("--model", choices=MODELS, default="mlp3", help="classifier (default mlp3)")
     mt.add_argument("--dataset", choices=DATASETS, required=True)
     mt.add_argument("--seeds", type=_positive_int, default=5, help="runs per loss, seeds first-seed.. (default 5)")
@@ -203,7 +203,7 @@ def add_meta_test_command(sub: argparse._SubParsersAction) -> argparse.ArgumentP
     mt.add_argument("--batch-size", type=_positive_int, default=BATCH_SIZE, help=f"default {BATCH_SIZE}")
     mt.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default adam")
     mt.add_argument("--lr", type=_positive_float, default=BASELINE_LR, help=f"for ce/mse/focal (default {BASELINE_LR:g})")
-    mt.add_argument("--mln-lr", type=_positive_float, default=MLN_LR, help=f"for evolved losses (default {MLN_LR:g})")
+    mt.add_argument("--mln-lr", type=_positive_float, default=MLN_LR, help=f"for MLN loss files (default {MLN_LR:g}); GP formula files use --lr")
     mt.add_argument("--eval-every", type=_positive_int,
                     help=f"record test accuracy every this many steps (default steps/{CURVE_POINTS})")
     mt.add_argument("--data-dir", type=Path,
@@ -238,7 +238,7 @@ def cmd_meta_test(args: argparse.Namespace) -> int:
     build_model(settings.model, data.input_shape, data.num_classes)  # a shape mismatch fails before any training
     say(f"{args.dataset}: {data.source}")
     say(f"{settings.model}, {settings.optimizer} {settings.steps} steps, batch {settings.batch_size}, "
-        f"lr {settings.lr:g} (evolved {settings.mln_lr:g}), {torch.get_num_threads()} threads, {args.seeds} seeds")
+        f"lr {settings.lr:g} (MLN {settings.mln_lr:g}), {torch.get_num_threads()} threads, {args.seeds} seeds")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     start = time.perf_counter()
     records = run_meta_test(losses, data, settings, seeds, progress=say)

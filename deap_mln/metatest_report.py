@@ -116,7 +116,7 @@ def markdown_table(summaries: Sequence[LossSummary], reference: str = REFERENCE)
 
 
 def plot_curves(records: Sequence[RunRecord], path: str | Path, title: str = "") -> None:
-    """Test accuracy against training step: mean over seeds per loss, band of +-1 std."""
+    """Test accuracy against training step: mean over seeds per loss, band of +-1 sample std."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,7 +126,7 @@ def plot_curves(records: Sequence[RunRecord], path: str | Path, title: str = "")
     for i, (loss, runs) in enumerate(_by_loss(records).items()):
         steps = np.array(runs[0].steps)
         acc = np.array([r.accuracy for r in runs])
-        mean, std = acc.mean(axis=0), acc.std(axis=0)
+        mean, std = acc.mean(axis=0), (acc.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(steps)))
         ax.plot(steps, mean, color=f"C{i}", label=f"{loss} (n={len(runs)})")
         ax.fill_between(steps, mean - std, mean + std, color=f"C{i}", alpha=0.2)
     ax.set_xlabel("training step")

@@ -6,7 +6,7 @@
 | mlp3 | three-layer perceptron: flatten -> 128 -> 128 -> K, ReLU | any |
 | lenet | LeNet-5: conv 6@5x5 (padding 2) -> max pool -> conv 16@5x5 -> max pool -> 120 -> 84 -> K, ReLU | images (C, H, W), H, W >= 12 |
 | resnet18 | torchvision ResNet-18, stem adapted to small images: 3x3 stride-1 conv, no max pool | images (C, H, W) |
-| vgg16 | torchvision VGG-16 with batch norm; max pools that would shrink the map below 1x1 dropped; classifier 512 -> 512 -> K | images (C, H, W) |
+| vgg16 | VGG-16 with batch norm (torchvision's layers); max pools that would shrink the map below 1x1 dropped; classifier 512 -> 512 -> K | images (C, H, W) |
 
 Inputs with any number of channels are accepted (the first convolution is built for C).
 A model that cannot take a shape raises ``ValueError`` naming the shape and what it needs.
@@ -82,32 +82,48 @@ def resnet18_small(input_shape: Sequence[int], num_classes: int) -> nn.Module:
     return model
 
 
-def vgg16_small(input_shape: Sequence[int], num_classes: int) -> nn.Module:
-    """torchvision VGG-16 (batch-norm variant, which trains from scratch with Adam) adapted
-    to small images: first convolution from C channels, max pools that would halve a map
-    smaller than 2x2 replaced by identities (28x28 keeps 4 of 5), global average pooling,
-    and the CIFAR-style classifier 512 -> 512 -> K instead of 25088 -> 4096 -> 4096 -> 1000."""
-    from torchvision.models import vgg16_bn
+class VGG16Small(nn.Module):
+    """VGG-16 (configuration D of Simonyan & Zisserman, batch-norm variant, which trains from
+    scratch with Adam) adapted to small images, built from torchvision's ``make_layers``:
+    first convolution from C channels; max pools that would halve a map smaller than 2x2
+    replaced by identities (28x28 keeps 4 of 5, 8x8 keeps 3); global average pooling and the
+    CIFAR-style classifier 512 -> 512 -> K instead of 25088 -> 4096 -> 4096 -> 1000.
+    Initialisation as torchvision's VGG."""
 
-    c, h, w = _image_shape("vgg16", input_shape)
-    model = vgg16_bn(weights=None)
-    layers = list(model.features)
-    layers[0] = nn.Conv2d(c, 64, kernel_size=3, padding=1)
-    side = min(h, w)
-    for i, layer in enumerate(layers):
-        if isinstance(layer, nn.MaxPool2d):
-            if side >= 2:
-                side //= 2
-            else:
-                layers[i] = nn.Identity()
-    model.features = nn.Sequential(*layers)
-    model.avgpool = nn.AdaptiveAvgPool2d(1)
-    model.classifier = nn.Sequential(nn.Linear(512, 512), nn.ReLU(inplace=True), nn.Dropout(0.5),
-                                     nn.Linear(512, num_classes))
-    return model
+    def __init__(self, input_shape: Sequence[int], num_classes: int):
+        super().__init__()
+        from torchvision.models.vgg import cfgs, make_layers
+
+        c, h, w = _image_shape("vgg16", input_shape)
+        layers = list(make_layers(cfgs["D"], batch_norm=True))
+        layers[0] = nn.Conv2d(c, 64, kernel_size=3, padding=1)
+        side = min(h, w)
+        for i, layer in enumerate(layers):
+            if isinstance(layer, nn.MaxPool2d):
+                if side >= 2:
+                    side //= 2
+                else:
+                    layers[i] = nn.Identity()
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Linear(512, 512), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                                        nn.Linear(512, num_classes))
+        for m in self.modules():  # torchvision's VGG initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-_BUILDERS = {"perceptron": perceptron, "mlp3": mlp3, "lenet": LeNet5, "resnet18": resnet18_small, "vgg16": vgg16_small}
+_BUILDERS = {"perceptron": perceptron, "mlp3": mlp3, "lenet": LeNet5, "resnet18": resnet18_small, "vgg16": VGG16Small}
 
 
 def build_model(name: str, input_shape: Sequence[int], num_classes: int) -> nn.Module:
