@@ -19,6 +19,7 @@ from .export import add_export_command
 from .landscape import add_plot_command
 from .bench import BUDGETS, VARIANTS
 from .parallel import BACKENDS
+from .argtypes import positive_int
 
 
 class UsageError(Exception):
@@ -28,16 +29,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + message
         raise UsageError(f"{self.prog}: {message}")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -77,9 +68,9 @@ def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) ->
     ev.add_argument("--algorithm", choices=ALGORITHMS, help="hybrid ES-GA or ES-only (default: the preset's)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    ev.add_argument("--population", type=_positive_int, help="mu + lambda, split evenly (paper: 50)")
-    ev.add_argument("--mu", type=_positive_int, help="parents kept per generation")
-    ev.add_argument("--lambda", dest="lambda_", type=_positive_int, help="offspring per generation")
+    ev.add_argument("--population", type=positive_int, help="mu + lambda, split evenly (paper: 50)")
+    ev.add_argument("--mu", type=positive_int, help="parents kept per generation")
+    ev.add_argument("--lambda", dest="lambda_", type=positive_int, help="offspring per generation")
     ev.add_argument("--generations", type=int)
     ev.add_argument("--hidden", type=_hidden, help="MLN hidden sizes, e.g. 32,64,128,256,512")
     ev.add_argument("--mutation", choices=MUTATIONS, help="log-normal (Eq. 3) or chaotic (EDL)")
@@ -88,30 +79,30 @@ def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) ->
     ev.add_argument("--patience", type=int, help="stop after this many generations without improvement (0: never)")
     ev.add_argument("--checkpoint-every", type=int)
     tasks = ev.add_argument_group("meta-MSE fitness on synthetic tasks (evolve)")
-    tasks.add_argument("--pool-size", type=_positive_int)
-    tasks.add_argument("--train-size", type=_positive_int)
-    tasks.add_argument("--val-size", type=_positive_int)
-    tasks.add_argument("--tasks-per-eval", type=_positive_int)
-    tasks.add_argument("--epochs", type=_positive_int, help="inner-loop epochs")
+    tasks.add_argument("--pool-size", type=positive_int)
+    tasks.add_argument("--train-size", type=positive_int)
+    tasks.add_argument("--val-size", type=positive_int)
+    tasks.add_argument("--tasks-per-eval", type=positive_int)
+    tasks.add_argument("--epochs", type=positive_int, help="inner-loop epochs")
     tasks.add_argument("--task-kind", choices=TASK_KINDS)
     tasks.add_argument("--evaluation", choices=EVALUATION_PATHS, help="fast (tabulated, default) or exact")
-    tasks.add_argument("--grid-size", type=_positive_int, help="points of the fast path's table")
-    tasks.add_argument("--chunk-size", type=_positive_int, help="individuals trained together per work item")
+    tasks.add_argument("--grid-size", type=positive_int, help="points of the fast path's table")
+    tasks.add_argument("--chunk-size", type=positive_int, help="individuals trained together per work item")
     tasks.add_argument("--dynamic-update", action="store_true", default=None,
                        help="meta-gradient step on every offspring (Algorithm 1, line 18)")
     tasks.add_argument("--update-step", type=float, help="length of the dynamic update's step (default 0.5)")
-    tasks.add_argument("--update-truncation", type=_positive_int, help="inner steps unrolled for it (default 10)")
+    tasks.add_argument("--update-truncation", type=positive_int, help="inner steps unrolled for it (default 10)")
     ranking = ev.add_argument_group("ranking fitness on synthetic predictions (pretrain-edl)")
-    ranking.add_argument("--classes", type=_positive_int, help="classes of the synthetic predictions")
-    ranking.add_argument("--samples", type=_positive_int, help="predictions drawn per generation")
-    ranking.add_argument("--pairs", type=_positive_int, help="prediction pairs compared per generation")
+    ranking.add_argument("--classes", type=positive_int, help="classes of the synthetic predictions")
+    ranking.add_argument("--samples", type=positive_int, help="predictions drawn per generation")
+    ranking.add_argument("--pairs", type=positive_int, help="prediction pairs compared per generation")
     ranking.add_argument("--regimes", type=_weights,
                          help="weights of confident-correct, boundary, confident-wrong, near-uniform predictions")
     ranking.add_argument("--error", choices=EDL_ERRORS, help="error measure the loss must rank like")
     run = ev.add_argument_group("run")
     run.add_argument("--backend", choices=BACKENDS, default="auto",
                      help="auto: SCOOP under its launcher, else a process pool if --workers > 1, else serial")
-    run.add_argument("--workers", type=_positive_int, default=1, help="process-pool workers (default 1)")
+    run.add_argument("--workers", type=positive_int, default=1, help="process-pool workers (default 1)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -131,10 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="compare evolution variants over seeds (ES vs hybrid, ablations)")
     bench.add_argument("--variants", nargs="+", default=["hybrid", "es"], metavar="VARIANT",
                        help="the first is the reference the others are tested against; any of: " + ", ".join(VARIANTS))
-    bench.add_argument("--seeds", type=_positive_int, default=10)
+    bench.add_argument("--seeds", type=positive_int, default=10)
     bench.add_argument("--budget", choices=sorted(BUDGETS), default="quick")
     bench.add_argument("--threshold", type=float, help="fitness level for 'evaluations to reach' (default: the budget's)")
-    bench.add_argument("--workers", type=_positive_int, default=1, help="jobs run in parallel processes")
+    bench.add_argument("--workers", type=positive_int, default=1, help="jobs run in parallel processes")
     bench.add_argument("--out", type=Path, required=True)
     bench.set_defaults(handler=cmd_bench)
 

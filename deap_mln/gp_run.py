@@ -22,6 +22,7 @@ from .gp import FORMAT, LossTree, infix_formula, loss_record
 from .gp_fitness import GP_DATASETS, evaluate_expression, load_fitness_data
 from .gp_search import GP_ALGORITHMS, GP_PRESETS, GPConfig, GPState, best_of, gp_preset, run_search
 from .saved_losses import write_record
+from .argtypes import non_negative_int, positive_int
 
 CONFIG_FILE, LOGBOOK_FILE, EVALUATIONS_FILE = "config.json", "logbook.csv", "evaluations.csv"
 FORMULA_FILE, BEST_LOSS_FILE, FITNESS_PLOT = "best_formula.txt", "best_loss.pt", "fitness.png"
@@ -126,27 +127,6 @@ def evolve_gp(config: GPConfig, out_dir: str | Path, progress: Callable[[str], N
 
 # --------------------------------------------------------------------------- command line
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-# CLI flag -> GPConfig field
 GP_OVERRIDES = ("population", "generations", "max_evaluations", "tournament_size", "top_n", "steps", "data_seed")
 
 
@@ -161,12 +141,12 @@ def add_evolve_gp_command(sub: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("--dataset", choices=GP_DATASETS, default="digits", help="fitness data (default: digits)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, help="fixes the data splits (default 0)")
-    p.add_argument("--population", type=_positive_int, help="P, trees kept")
-    p.add_argument("--generations", type=_non_negative_int)
-    p.add_argument("--max-evaluations", type=_non_negative_int, help="stop once this many classifiers were trained (0: no limit)")
-    p.add_argument("--tournament-size", type=_positive_int)
-    p.add_argument("--top-n", type=_positive_int, help="efficiency GP: trees mutated per generation")
-    p.add_argument("--steps", type=_positive_int, help="training steps per fitness evaluation")
+    p.add_argument("--population", type=positive_int, help="P, trees kept")
+    p.add_argument("--generations", type=non_negative_int)
+    p.add_argument("--max-evaluations", type=non_negative_int, help="stop once this many classifiers were trained (0: no limit)")
+    p.add_argument("--tournament-size", type=positive_int)
+    p.add_argument("--top-n", type=positive_int, help="efficiency GP: trees mutated per generation")
+    p.add_argument("--steps", type=positive_int, help="training steps per fitness evaluation")
     p.add_argument("--no-known-losses", action="store_true", help="start from random trees only")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=cmd_evolve_gp)

@@ -13,7 +13,6 @@ writes the files of :func:`deap_mln.metatest_report.write_report`.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from .baselines import BASELINES, LossSpec, resolve_loss
 from .datasets import DATASETS, ClassificationData, load_dataset
 from .models import MODELS, build_model
 from .seeding import seed_sequence, torch_generator
+from .argtypes import positive_float, positive_int
 
 OPTIMIZERS = ("adam", "sgd")
 BASELINE_LR, MLN_LR, BATCH_SIZE = 1e-3, 1e-4, 500  # the paper's meta-test settings
@@ -166,26 +166,6 @@ def run_meta_test(losses: Sequence[LossSpec], data: ClassificationData, settings
 
 # --------------------------------------------------------------------------- command line
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def add_meta_test_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``deap-mln meta-test`` on the CLI's subparsers."""
     mt = sub.add_parser("meta-test", help="compare evolved losses with cross-entropy, MSE and focal loss",
@@ -195,22 +175,22 @@ def add_meta_test_command(sub: argparse._SubParsersAction) -> argparse.ArgumentP
                     help=f"{', '.join(BASELINES)}, or a saved evolved loss file (a run's best_loss.pt: MLN, compiled table or GP)")
     mt.add_argument("--model", choices=MODELS, default="mlp3", help="classifier (default mlp3)")
     mt.add_argument("--dataset", choices=DATASETS, required=True)
-    mt.add_argument("--seeds", type=_positive_int, default=5, help="runs per loss, seeds first-seed.. (default 5)")
+    mt.add_argument("--seeds", type=positive_int, default=5, help="runs per loss, seeds first-seed.. (default 5)")
     mt.add_argument("--first-seed", type=int, default=0)
-    mt.add_argument("--steps", type=_positive_int,
+    mt.add_argument("--steps", type=positive_int,
                     help="optimiser steps per run (default per dataset: "
                          + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
-    mt.add_argument("--batch-size", type=_positive_int, default=BATCH_SIZE, help=f"default {BATCH_SIZE}")
+    mt.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, help=f"default {BATCH_SIZE}")
     mt.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default adam")
-    mt.add_argument("--lr", type=_positive_float, default=BASELINE_LR, help=f"for ce/mse/focal (default {BASELINE_LR:g})")
-    mt.add_argument("--mln-lr", type=_positive_float, default=MLN_LR, help=f"for MLN loss files (default {MLN_LR:g}); GP formula files use --lr")
-    mt.add_argument("--eval-every", type=_positive_int,
+    mt.add_argument("--lr", type=positive_float, default=BASELINE_LR, help=f"for ce/mse/focal (default {BASELINE_LR:g})")
+    mt.add_argument("--mln-lr", type=positive_float, default=MLN_LR, help=f"for MLN loss files (default {MLN_LR:g}); GP formula files use --lr")
+    mt.add_argument("--eval-every", type=positive_int,
                     help=f"record test accuracy every this many steps (default steps/{CURVE_POINTS})")
     mt.add_argument("--data-dir", type=Path,
                     help="root of torchvision data (default ./data; for mnist, ../shared/data/mnist when ./data has none)")
     mt.add_argument("--download", action="store_true", help="let torchvision download mnist/fashion-mnist/cifar10")
     mt.add_argument("--data-seed", type=int, default=0, help="fixes the synthetic task and the data splits (default 0)")
-    mt.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's own choice)")
+    mt.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own choice)")
     mt.add_argument("--device", default="cpu", help="torch device, e.g. cpu (default) or cuda")
     mt.add_argument("--out", type=Path, required=True, help="folder for the table, CSVs and curves.png")
     mt.add_argument("--quiet", action="store_true", help="no progress lines")
