@@ -39,7 +39,7 @@ def main() -> None:
     for name, (model, dataset) in META_TESTS.items():
         out = args.out / f"meta_test_{name}"
         code = cli(["meta-test", "--loss", str(loss_file), "ce", "--model", model, "--dataset", dataset,
-                    "--seeds", str(args.meta_seeds), "--out", str(out)])
+                    "--seeds", str(args.meta_seeds), "--threads", "1", "--quiet", "--out", str(out)])
         summary[name] = {"exit_code": code, "report": str(out.relative_to(args.out))}
     (args.out / "meta_test.json").write_text(json.dumps(summary, indent=1))
 
