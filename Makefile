@@ -1,5 +1,5 @@
 # Two entry points for a fresh clone; each installs what it needs into .venv first.
-#   make demo   evolve a loss with the quick preset, then show the result
+#   make demo   evolve a loss with the quick preset, show it, meta-test it against CE and MSE
 #   make test   run the test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,9 +14,13 @@ $(BIN)/.installed: setup.cfg setup.py
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
-	rm -rf runs/demo
+	rm -rf runs/demo runs/demo-digits runs/demo-synthetic
 	$(BIN)/deap-mln evolve --preset quick --seed 0 --out runs/demo
 	$(BIN)/deap-mln show runs/demo
+	$(BIN)/deap-mln meta-test --loss runs/demo/best_loss.pt ce mse --model perceptron \
+		--dataset synthetic-linear --seeds 3 --quiet --out runs/demo-synthetic
+	$(BIN)/deap-mln meta-test --loss runs/demo/best_loss.pt ce mse --model mlp3 \
+		--dataset digits --seeds 3 --quiet --out runs/demo-digits
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
