@@ -2,9 +2,15 @@
 
 Run from the repository root (the package installed, e.g. ``pip install -e .``)::
 
-    python benchmarks/throughput.py                 # sections 1-3, about 5 minutes on 2 cores
-    python benchmarks/throughput.py --paper-run     # + section 4: the full paper-preset evolution
-    python benchmarks/throughput.py --quick         # smoke check of every code path, well under a minute
+    python benchmarks/throughput.py                 # sections 1-3, about 5 minutes on 2 idle cores
+    python benchmarks/throughput.py --paper-run     # + section 4: the paper-preset evolution (minutes)
+    python benchmarks/throughput.py --quick         # smoke check of every code path, under a minute
+
+    # what produced benchmarks/results and docs/performance.md:
+    python benchmarks/throughput.py --paper-run --paper-run-scoop --paper-run-all-generations \
+        --wait-idle 45 --max-load 0.8
+
+    python benchmarks/throughput.py --render-only   # redraw throughput.md and the figure from the JSON
 
 It writes ``throughput.json`` and ``throughput.md`` to ``--out`` (default
 ``benchmarks/results``; with ``--quick`` a temporary directory, so smoke runs never
@@ -30,8 +36,10 @@ unless said otherwise (paper settings: ``preset("paper")``, MLN 4-32-64-128-256-
    and peak memory; with ``--paper-run-scoop`` also the same run under ``python -m scoop -n 2``
    (its logbook must equal the serial one).
 
-Timings depend on the machine and on whatever else runs on it: the JSON records the load
-average before each section.
+Timings depend on the machine and on whatever else runs on it. ``--wait-idle MINUTES`` first
+waits (at most that long) for the 1-minute load average to fall below ``--max-load``; each
+section records the load average before it and the CPU time that processes outside this
+benchmark's process tree used during it (sampled from /proc once a second).
 """
 from __future__ import annotations
 
@@ -58,7 +66,7 @@ import torch
 import deap_mln
 from deap_mln.config import EvolutionConfig, preset
 from deap_mln.fitness import evaluate_chunk, make_chunks, population_fitness, reference_fitness, single_thread
-from deap_mln.mln import genome_size, glorot_genome
+from deap_mln.mln import PAPER_HIDDEN, genome_size, glorot_genome
 from deap_mln.population_loss import TabulatedMLNLoss
 from deap_mln.tasks import generation_tasks
 
@@ -203,7 +211,18 @@ def machine_facts() -> dict:
         facts["mem_total_gib"] = round(int(mem[0].split()[1]) / 2**20, 1)
     except (OSError, IndexError):
         facts["mem_total_gib"] = None
+    facts.update(git_state())
     return facts
+
+
+def git_state() -> dict:
+    """Which code was measured: the commit and the package files changed since (it may be edited during a run)."""
+    try:
+        git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
+        return dict(git_commit=git("rev-parse", "HEAD") or None,
+                    git_dirty=git("status", "--porcelain", "--", "deap_mln").splitlines())
+    except OSError:
+        return dict(git_commit=None, git_dirty=None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -371,6 +390,7 @@ def plot_scaling(scaling: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     panels = (("chunk_size", "population", "individuals per chunk (trained together)"),
@@ -384,16 +404,24 @@ def plot_scaling(scaling: dict, path: Path) -> None:
         ax.plot(x, per_eval, "o-", label="whole evaluation")
         ax.plot(x, tab, "s--", label="tabulating the MLN")
         ax.set_xscale("log")
+        ax.set_xticks(x)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel("ms per evaluation")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(bottom=0, top=max(per_eval) * 1.15)
         ax.grid(True, alpha=0.3)
         if key == "hidden":
-            for p in pts:
-                ax.annotate(",".join(map(str, p["hidden"])), (p["genome_size"], p["seconds_per_eval"] * 1e3),
-                            textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+            for i, p in enumerate(pts):
+                name = "paper" if tuple(p["hidden"]) == PAPER_HIDDEN else ",".join(map(str, p["hidden"]))
+                align = "left" if i == 0 else "right" if i == len(pts) - 1 else "center"
+                ax.annotate(f"hidden {name}", (p["genome_size"], p["seconds_per_eval"] * 1e3),
+                            textcoords="offset points", xytext=(0, 6), ha=align, fontsize=7)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Fast path, one process, one thread (defaults: chunk 25, 50,000 points, paper MLN)", fontsize=10)
+    base = scaling["chunk_size"][0]
+    fig.suptitle(f"Fast path, one process, one thread; seconds per fitness evaluation (others fixed at chunk "
+                 f"{scaling['train_size'][0]['population']}, {base['train_size']:,} points, "
+                 f"{base['genome_size']:,}-parameter MLN)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -509,11 +537,13 @@ def run_evolution(argv: list[str], out_dir: Path, log_path: Path) -> dict:
     return result
 
 
-def section_paper_run(size: dict, seed: int, work: Path, with_scoop: bool) -> dict:
+def section_paper_run(size: dict, seed: int, work: Path, with_scoop: bool, all_generations: bool) -> dict:
     say("4 paper-preset evolution run")
     deap_mln_cli = shutil.which("deap-mln")
     cli = [deap_mln_cli] if deap_mln_cli else [sys.executable, "-m", "deap_mln"]
     args = ["evolve", "--preset", "paper", "--seed", str(seed)] + size["paper_run_args"]
+    if all_generations:  # no convergence stop: every generation of the preset runs
+        args += ["--patience", "0"]
     serial_out = work / "paper_serial"
     result = dict(serial=run_evolution(cli + args + ["--out", str(serial_out)], serial_out, work / "paper_serial.log"))
     if with_scoop:
@@ -545,7 +575,9 @@ def markdown(report: dict) -> str:
              "",
              f"{m['date']}; {m['cpu_model']}, {m['cpu_count']} CPUs, {m['mem_total_gib']} GiB; Python {m['python']}, "
              f"torch {m['torch']}, deap {m['deap']}, scoop {m['scoop']}. Load average before the run: "
-             f"{report['load_before']}. Command: `{report['command']}`.",
+             f"{report['load_before']}. Command: `{report['command']}`. Code: commit "
+             f"{(m.get('git_commit') or '?')[:10]}" + (f", with uncommitted changes to {', '.join(m['git_dirty'])}"
+                                                      if m.get("git_dirty") else "") + ".",
              "",
              f"MLN {genome_size(tuple(t['config']['hidden'])):,} parameters, one task of {t['config']['train_size']:,} "
              f"training / {t['config']['val_size']:,} validation points, {t['inner_steps']:,} SGD steps "
@@ -626,6 +658,11 @@ def markdown(report: dict) -> str:
                              f"{x['peak_tree_rss_gib']:.2f} GiB | {x['generations']} | {x['evaluations']:,} | "
                              f"{x['evals_per_second']:.1f} | {x['best_fitness']:.5f} |")
         x = pr["serial"]
+        preset_generations = preset("paper").generations
+        if x["generations"] < preset_generations and "--patience 0" not in x["command"]:
+            lines += ["", f"The run stopped after {x['generations']} of {preset_generations} generations: the preset's "
+                          f"convergence check (best fitness improved by less than {preset('paper').convergence_epsilon:g} "
+                          f"over {preset('paper').patience} generations). `--paper-run-all-generations` runs all of them."]
         lines += ["",
                   f"Targets: under {TARGETS['paper_run_minutes']:.0f} minutes "
                   f"({check(x['wall_seconds'] / 60, TARGETS['paper_run_minutes'], higher=False)}), under "
@@ -643,7 +680,10 @@ def markdown(report: dict) -> str:
     for name, x in report["sections"].items():
         lines.append(f"| {name} | {x['wall_seconds']:.0f} s | {x['load_before']} | {x['other_cpu_seconds']:.1f} s | "
                      f"{x['other_cpu_share']:.1%} |")
-    lines += ["", f"Benchmark total: {report['total_seconds'] / 60:.1f} minutes. Raw numbers: `throughput.json`.", ""]
+    waited = report.get("waited_for_idle_seconds", 0.0)
+    lines += ["", f"Benchmark total: {report['total_seconds'] / 60:.1f} minutes"
+                  + (f", of which {waited / 60:.1f} waiting for an idle machine (`--wait-idle`)" if waited else "")
+                  + ". Raw numbers: `throughput.json`.", ""]
     return "\n".join(lines)
 
 
@@ -653,6 +693,8 @@ def main(argv=None) -> int:
     parser.add_argument("--paper-run", action="store_true", help="also run the paper-preset evolution (several minutes)")
     parser.add_argument("--paper-run-scoop", action="store_true",
                         help="with --paper-run: also run it under python -m scoop -n 2 and compare logbooks")
+    parser.add_argument("--paper-run-all-generations", action="store_true",
+                        help="with --paper-run: pass --patience 0, so the run never stops early (all 100 generations)")
     parser.add_argument("--out", type=Path, help="results directory (default benchmarks/results; "
                                                    "with --quick a temporary directory)")
     parser.add_argument("--figure", type=Path, help="scaling figure (default docs/figures/scaling.png; "
@@ -662,7 +704,17 @@ def main(argv=None) -> int:
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="MINUTES",
                         help="first wait (at most this long) for the 1-minute load average to drop below --max-load")
     parser.add_argument("--max-load", type=float, default=0.5)
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: redraw throughput.md and the figure from <out>/throughput.json")
     args = parser.parse_args(argv)
+    if args.render_only:
+        out = args.out or ROOT / "benchmarks" / "results"
+        report = json.loads((out / "throughput.json").read_text())
+        figure = args.figure or Path(report["figure"])
+        plot_scaling(report["scaling"], figure)
+        (out / "throughput.md").write_text(markdown(report))
+        say(f"wrote {out / 'throughput.md'} and {figure}")
+        return 0
 
     size = QUICK if args.quick else FULL
     out = args.out or (Path(tempfile.mkdtemp(prefix="deap_mln_throughput_quick_")) if args.quick
@@ -692,12 +744,14 @@ def main(argv=None) -> int:
     report["figure"] = str(figure)
     if args.paper_run:
         with Section("paper_run", sections):
-            report["paper_run"] = section_paper_run(size, args.seed, work, args.paper_run_scoop)
+            report["paper_run"] = section_paper_run(size, args.seed, work, args.paper_run_scoop,
+                                                    args.paper_run_all_generations)
     if args.keep:
         say(f"work directory kept: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
     report["load_after"] = load()
+    report["git_after"] = git_state()
     report["total_seconds"] = time.perf_counter() - tic
     (out / "throughput.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "throughput.md").write_text(markdown(report))
