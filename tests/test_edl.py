@@ -8,9 +8,8 @@ from deap_mln.edl import (REGIMES, prediction_errors, ranking_consistency, ranki
                           sample_predictions)
 from deap_mln.mln import load_loss, module_to_genome, MetaLossNetwork
 from deap_mln.operators import advance_chaos, logistic_map, mutate_chaotic
-from deap_mln.run import evolve
 from deap_mln.toolbox import make_individual
-from tests.test_run_cli import fitness_columns
+from tests.test_run_cli import fitness_columns, straight_and_resumed
 
 
 def test_logistic_map_stays_in_the_open_interval_and_never_sticks(rng):
@@ -114,16 +113,8 @@ def test_pretrain_edl_improves_and_its_loss_trains_a_ten_class_classifier(tmp_pa
 
 def test_chaotic_runs_resume_exactly(tmp_path):
     config = preset("edl", generations=4, checkpoint_every=1, edl_samples=256, edl_pairs=2000)
-    straight = evolve(config, tmp_path / "a", progress=None)
-
-    def stop(line):
-        if line.startswith("gen    3"):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        evolve(config, tmp_path / "b", progress=stop)
-    resumed = evolve(config, tmp_path / "b", resume=True, progress=None)
+    straight, resumed = straight_and_resumed(config, tmp_path)
     for x, y in zip(straight.state.population, resumed.state.population):
         np.testing.assert_array_equal(x, y)
         np.testing.assert_array_equal(getattr(x, "chaos", None), getattr(y, "chaos", None))
-    assert fitness_columns(tmp_path / "a" / "logbook.csv") == fitness_columns(tmp_path / "b" / "logbook.csv")
+    assert fitness_columns(tmp_path / "straight" / "logbook.csv") == fitness_columns(tmp_path / "resumed" / "logbook.csv")

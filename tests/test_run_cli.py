@@ -45,8 +45,9 @@ def test_another_seed_gives_other_numbers(tmp_path):
     assert fitness_columns(tmp_path / "1" / "logbook.csv") != fitness_columns(tmp_path / "2" / "logbook.csv")
 
 
-def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path):
-    config = tiny_config(generations=4, checkpoint_every=1)
+def straight_and_resumed(config, tmp_path):
+    """The same run twice: once straight through, once interrupted at generation 3 (Ctrl-C)
+    and resumed from its checkpoint. Returns both results."""
     straight = evolve(config, tmp_path / "straight", progress=None)
 
     def interrupt_at_generation_3(line):
@@ -56,7 +57,11 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         evolve(config, tmp_path / "resumed", progress=interrupt_at_generation_3)
     assert load_checkpoint(tmp_path / "resumed" / "checkpoint.npz", np.random.default_rng()).generation == 2
-    resumed = evolve(config, tmp_path / "resumed", resume=True, progress=None)
+    return straight, evolve(config, tmp_path / "resumed", resume=True, progress=None)
+
+
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path):
+    straight, resumed = straight_and_resumed(tiny_config(generations=4, checkpoint_every=1), tmp_path)
 
     assert resumed.state.generation == straight.state.generation == 4
     for a, b in zip(straight.state.population, resumed.state.population):
