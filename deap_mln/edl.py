@@ -19,7 +19,8 @@ So 1 means the loss is a strictly increasing function of the error on the sample
 chance, 0 a loss that rewards errors. A non-finite loss value fails the individual.
 
 Why Brier by default: ranking by 1 - p_true only asks for a loss decreasing in p_true,
-which a random network often is already (random MLNs scored 0.998 here). The Brier score
+which a random network often is already (the best of 10 random initial networks scored 0.998
+here with that error measure). The Brier score
 also depends on how the wrong mass is spread over the false classes, so the loss must
 use p_false as well; Eq. 4's form can represent it exactly,
     ||p - y||^2 = sum over false i of [(1 - p_true)^2 / (K - 1) + p_false_i^2].
