@@ -3,6 +3,7 @@
 Helper of ``benchmarks/throughput.py`` (section 1d); it can also be run by hand::
 
     python -m scoop -n 2 benchmarks/scoop_generation.py --json /tmp/scoop2.json   # launcher + 1 worker
+    python -m scoop -n 2 benchmarks/scoop_generation.py --map scoop-futures --json /tmp/f2.json  # plain futures.map
     python -m scoop -n 1 benchmarks/scoop_generation.py --json /tmp/scoop1.json   # launcher alone
     python benchmarks/scoop_generation.py --map builtin --json /tmp/serial.json   # one process, builtin map
     python benchmarks/scoop_generation.py --map process --json /tmp/pool2.json    # deap_mln's process pool, 2 workers
@@ -10,7 +11,8 @@ Helper of ``benchmarks/throughput.py`` (section 1d); it can also be run by hand:
 SCOOP 0.7.2.0's ``-n`` counts the launching process, which also runs work: ``-n 2`` is two
 computing processes. The script builds ``--population`` Glorot genomes, splits them with
 ``deap_mln.fitness.make_chunks`` (chunks of ``config.chunk_size``, as a real generation does)
-and maps ``deap_mln.fitness.evaluate_chunk`` over them (wrapped to also record which
+and maps ``deap_mln.fitness.evaluate_chunk`` over them with deap_mln's map for that backend
+(``--map scoop``: :func:`deap_mln.parallel.evaluation_map`, as ``deap-mln evolve`` does) (wrapped to also record which
 process ran each chunk, and when): ``--warmup`` untimed maps first
 (worker start-up, imports, the task pool cache), then ``--repeats`` timed maps. Only the
 map is timed. It writes the times and the fitness values (to check that every map gives
@@ -44,8 +46,10 @@ def traced_chunk(chunk):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--map", choices=("scoop", "builtin", "process"), default="scoop",
-                        help="process: deap_mln's local process pool (deap-mln evolve --workers N)")
+    parser.add_argument("--map", choices=("scoop", "scoop-futures", "builtin", "process"), default="scoop",
+                        help="scoop: deap_mln's SCOOP backend (what evolve uses under the launcher); "
+                             "scoop-futures: plain scoop.futures.map, for comparison; "
+                             "process: deap_mln's local process pool (deap-mln evolve --workers N)")
     parser.add_argument("--workers", type=int, default=2, help="process-pool workers (with --map process)")
     parser.add_argument("--json", type=Path, required=True, help="where to write the timings")
     parser.add_argument("--preset", default="paper")
@@ -83,6 +87,8 @@ def main() -> None:
     chunks = make_chunks(genomes, config, generation=1)
     with contextlib.ExitStack() as stack:
         if args.map == "scoop":
+            map_fn = stack.enter_context(evaluation_map("scoop"))
+        elif args.map == "scoop-futures":
             from scoop import futures
             map_fn = futures.map
         elif args.map == "process":

@@ -9,17 +9,30 @@ SCOOP: start the run under its launcher, which takes a script path::
     python -m scoop -n 4 "$(command -v deap-mln)" evolve --preset quick --out runs/q
 
 Outside the launcher, ``backend="auto"`` runs serially (no SCOOP fallback warnings).
+
+Why the SCOOP backend does not simply use ``scoop.futures.map``: SCOOP 0.7.2's queue keeps
+the newest submitted future on the launching process and lets the launcher ask the broker
+for more whenever it waits. A request it leaves behind at the end of one map is served
+first at the next, so the launcher receives a chunk it cannot start until its own is done
+while a worker sits idle: with 2 chunks on ``-n 2``, about half the generations ran
+serially (benchmarks/results/throughput.md). :func:`launcher_share_map` makes the split
+explicit instead: the launcher computes its fair share itself, every other chunk goes to
+the broker at once, and the launcher never asks the broker for work.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
 
 BACKENDS = ("auto", "serial", "scoop", "process")
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def scoop_is_running() -> bool:
@@ -55,9 +68,52 @@ def evaluation_map(backend: str = "auto", workers: int = 1) -> Iterator[Callable
     if kind == "serial":
         yield map
     elif kind == "scoop":
-        from scoop import futures
-        yield futures.map
+        with scoop_map() as map_fn:
+            yield map_fn
     else:
         ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_single_threaded_worker) as pool:
             yield pool.map
+
+
+@contextlib.contextmanager
+def scoop_map() -> Iterator[Callable]:
+    """A map over SCOOP's workers that gives the launching process a fixed share of the work.
+
+    While it is open the launcher does not ask SCOOP's broker for work (its queue's low
+    watermark is minus infinity), so a request left over from one map can never pull the
+    next map's chunk back to the launcher. Falls back to ``scoop.futures.map`` when SCOOP
+    runs a single process or its queue does not look as expected (another SCOOP version).
+    """
+    import scoop
+    from scoop import _control, futures
+
+    queue = getattr(_control, "execQueue", None)
+    processes = int(getattr(scoop, "SIZE", 1) or 1)
+    if processes < 2 or not all(hasattr(queue, name) for name in ("lowwatermark", "movable", "socket")):
+        yield futures.map
+        return
+    saved = queue.lowwatermark
+    queue.lowwatermark = float("-inf")
+    try:
+        yield functools.partial(launcher_share_map, processes=processes)
+    finally:
+        queue.lowwatermark = saved
+
+
+def launcher_share_map(fn: Callable[[T], R], items: Iterable[T], processes: int) -> list[R]:
+    """``list(map(fn, items))`` under SCOOP: the launcher computes the first
+    ``len(items) // processes`` items itself, the others are sent to the broker before it
+    starts, and idle workers take them one at a time. Results come back in input order."""
+    from scoop import _control, futures
+
+    items = list(items)
+    own = len(items) // processes
+    remote = [futures.submit(fn, item) for item in items[own:]]
+    queue = _control.execQueue
+    for future in remote:  # SCOOP keeps the newest future local; hand it to the broker too
+        if future in queue.movable:
+            queue.movable.remove(future)
+            queue.socket.sendFuture(future)
+    results = [fn(item) for item in items[:own]]
+    return results + [future.result() for future in remote]
