@@ -1,7 +1,9 @@
 """Backends never change the numbers: serial, process pool and SCOOP give identical fitness."""
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +51,25 @@ def test_no_scoop_warnings_when_run_without_the_launcher(tmp_path, capfd):
     evolve(tiny_config(generations=1), tmp_path / "run", progress=None)
     captured = capfd.readouterr()
     assert "scoop" not in (captured.out + captured.err).lower()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("items", [2, 4])
+def test_scoop_backend_shares_every_map_between_launcher_and_worker(tmp_path, items):
+    """Plain scoop.futures.map ran both chunks on the launcher in about half the maps (a
+    request the launcher left at the broker pulls the next map's chunk back to it); the
+    backend gives the launcher its half and the worker the other half, every map."""
+    probe = Path(__file__).with_name("scoop_dispatch_probe.py")
+    out, warmup, timed = tmp_path / "where.json", 2, 4
+    proc = subprocess.run([sys.executable, "-m", "scoop", "-n", "2", str(probe), str(out), str(warmup + timed), str(items)],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads(out.read_text())
+    launcher = record["launcher"]
+    for run in record["runs"]:
+        assert [item for item, _ in run] == list(range(items))  # input order
+    # the first maps may still wait for the worker to import torch; after that, no exceptions
+    for run in record["runs"][warmup:]:
+        pids = [pid for _, pid in run]
+        assert pids.count(launcher) == items // 2, run
+        assert len(set(pids)) == 2, run
