@@ -126,7 +126,8 @@ def batched_mln_forward(genomes: torch.Tensor, inputs: torch.Tensor, hidden: Seq
     """Evaluate P MLNs at once.
 
     genomes: (P, D) float tensor; inputs: (P, N, 4). Returns (P, N) loss values.
-    Uses batched matmuls (``bmm``), whose per-member results do not depend on P.
+    Uses batched matmuls (``baddbmm``). A member's result can differ in the last bit with P
+    (the kernel depends on the shapes), which is why ``chunk_size`` is part of the config.
     """
     h = inputs
     layout = genome_layout(hidden)
