@@ -18,7 +18,7 @@ from .gp_run import add_evolve_gp_command
 from .export import add_export_command
 from .landscape import add_plot_command
 from .bench import BUDGETS, VARIANTS
-from .parallel import BACKENDS
+from .parallel import add_backend_arguments
 from .argtypes import positive_int
 
 
@@ -100,9 +100,7 @@ def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) ->
                          help="weights of confident-correct, boundary, confident-wrong, near-uniform predictions")
     ranking.add_argument("--error", choices=EDL_ERRORS, help="error measure the loss must rank like")
     run = ev.add_argument_group("run")
-    run.add_argument("--backend", choices=BACKENDS, default="auto",
-                     help="auto: SCOOP under its launcher, else a process pool if --workers > 1, else serial")
-    run.add_argument("--workers", type=positive_int, default=1, help="process-pool workers (default 1)")
+    add_backend_arguments(run)
     run.add_argument("--quiet", action="store_true", help="no progress lines")
 
 

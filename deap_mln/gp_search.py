@@ -281,16 +281,21 @@ def standard_gp(state: GPState, toolbox: base.Toolbox, *, population_size: int, 
 
 
 def run_search(config: GPConfig, evaluate: Callable[[str], float], map_fn: Callable = map,
-               on_generation: Callable[[GPState], None] | None = None) -> GPState:
+               on_generation: Callable[[GPState], None] | None = None,
+               resume: dict[str, Any] | None = None) -> GPState:
     """A whole GP search of ``config`` (both algorithms start from the same initial population),
-    with torch on one thread."""
+    with torch on one thread; ``resume``, a :func:`checkpoint` of an earlier run of the same
+    config, continues it exactly where that checkpoint was taken."""
     config.validate()
     cache = FitnessCache(evaluate, map_fn)
     with python_random(config.seed, "gp-variation"), single_thread():
         toolbox = build_gp_toolbox(config, evaluate, map_fn)
-        state = start(toolbox, cache, config)
-        if on_generation:
-            on_generation(state)
+        if resume is None:
+            state = start(toolbox, cache, config)
+            if on_generation:
+                on_generation(state)
+        else:
+            state = restore(resume, cache)
         if config.algorithm == "efficiency":
             return efficiency_gp(state, toolbox, population_size=config.population,
                                  tournament_size=config.tournament_size, top_n=config.top_n,
@@ -299,3 +304,44 @@ def run_search(config: GPConfig, evaluate: Callable[[str], float], map_fn: Calla
         return standard_gp(state, toolbox, population_size=config.population, crossover_prob=config.crossover_prob,
                            mutation_prob=config.mutation_prob, elite=config.elite, ngen=config.generations,
                            max_evaluations=config.max_evaluations, on_generation=on_generation)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+CHECKPOINT_FORMAT = "deap_mln.gp_checkpoint/1"
+
+
+def checkpoint(state: GPState) -> dict[str, Any]:
+    """Everything a search needs to go on from ``state``, as JSON-ready data: the population
+    (prefix expressions and fitness, in order), logbook, fitness cache and Python's
+    ``random`` state. Take it in ``on_generation``, inside the search's random context."""
+    version, internal, gauss_next = random.getstate()
+    cache = state.cache
+    return dict(format=CHECKPOINT_FORMAT, generation=state.generation,
+                population=[[str(tree), tree.fitness.values[0]] for tree in state.population],
+                logbook=[dict(row) for row in state.logbook],
+                cache=dict(values=cache.values, trace=[list(t) for t in cache.trace], hits=cache.hits,
+                           seconds=time.perf_counter() - cache.start),
+                random_state=[version, list(internal), gauss_next])
+
+
+def restore(data: dict[str, Any], cache: FitnessCache) -> GPState:
+    """The state a :func:`checkpoint` holds, with its fitness cache loaded into ``cache``;
+    also sets Python's ``random`` to the checkpoint's state."""
+    if data.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"not a GP checkpoint (format {data.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+    population = []
+    for expression, fitness in data["population"]:
+        tree = parse_expression(expression)
+        tree.fitness.values = (float(fitness),)
+        population.append(tree)
+    logbook = tools.Logbook()
+    for row in data["logbook"]:
+        logbook.record(**row)
+    cache.values = {key: float(value) for key, value in data["cache"]["values"].items()}
+    cache.trace = [(int(n), float(fit), float(sec)) for n, fit, sec in data["cache"]["trace"]]
+    cache.hits = int(data["cache"]["hits"])
+    cache.start = time.perf_counter() - float(data["cache"]["seconds"])
+    version, internal, gauss_next = data["random_state"]
+    random.setstate((version, tuple(internal), gauss_next))
+    return GPState(population, logbook, cache, int(data["generation"]))

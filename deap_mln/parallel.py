@@ -21,6 +21,7 @@ the broker at once, and the launcher never asks the broker for work.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import multiprocessing
@@ -28,6 +29,8 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
+
+from .argtypes import positive_int
 
 BACKENDS = ("auto", "serial", "scoop", "process")
 
@@ -46,6 +49,13 @@ def scoop_is_running() -> bool:
 
 def _single_threaded_worker() -> None:
     torch.set_num_threads(1)
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--backend`` and ``--workers``, for every command that evaluates through :func:`evaluation_map`."""
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto: SCOOP under its launcher, else a process pool if --workers > 1, else serial")
+    parser.add_argument("--workers", type=positive_int, default=1, help="process-pool workers (default 1)")
 
 
 def resolve_backend(backend: str, workers: int) -> str:

@@ -160,7 +160,8 @@ def read_logbook(path):
 def test_run_is_reproducible_from_its_seed_and_writes_its_directory(tmp_path):
     results = [evolve_gp(GPConfig(seed=3, **TINY), tmp_path / name, progress=None) for name in ("a", "b")]
     files = {p.name for p in (tmp_path / "a").iterdir()}
-    assert files == {"config.json", "logbook.csv", "evaluations.csv", "best_formula.txt", "best_loss.pt", "fitness.png"}
+    assert files == {"config.json", "logbook.csv", "evaluations.csv", "best_formula.txt", "best_loss.pt", "fitness.png",
+                     "checkpoint.json"}
     assert read_logbook(tmp_path / "a" / "logbook.csv") == read_logbook(tmp_path / "b" / "logbook.csv")
     assert (tmp_path / "a" / "best_formula.txt").read_text() == (tmp_path / "b" / "best_formula.txt").read_text()
     assert str(results[0].best) == str(results[1].best)
@@ -224,3 +225,64 @@ def test_cli_runs_prints_the_formula_and_refuses_to_overwrite(tmp_path, capsys):
     assert "best formula: f(y, p) = " in out
     assert main(argv) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_after(generation):
+    """A progress callback that stops the run once ``generation`` is written (like Ctrl-C)."""
+    def progress(line):
+        if line.startswith(f"gen {generation:>3}"):
+            raise Interrupt
+    return progress
+
+
+def read_evaluations(path):
+    with open(path) as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["efficiency", "standard"])
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, algorithm):
+    config = GPConfig(seed=2, algorithm=algorithm, **{**TINY, "generations": 5})
+    whole = evolve_gp(config, tmp_path / "whole", progress=None)
+    with pytest.raises(Interrupt):
+        evolve_gp(config, tmp_path / "cut", progress=interrupt_after(2))
+    assert not (tmp_path / "cut" / "best_loss.pt").exists()
+    resumed = evolve_gp(GPConfig(), tmp_path / "cut", progress=None, resume=True)  # its own config.json
+    assert read_logbook(tmp_path / "cut" / "logbook.csv") == read_logbook(tmp_path / "whole" / "logbook.csv")
+    assert read_evaluations(tmp_path / "cut" / "evaluations.csv") == read_evaluations(tmp_path / "whole" / "evaluations.csv")
+    assert [str(t) for t in resumed.state.population] == [str(t) for t in whole.state.population]
+    assert str(resumed.best) == str(whole.best) and resumed.best_fitness == whole.best_fitness
+
+
+def test_resume_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["evolve-gp", "--out", str(run), "--resume"]) == 2
+    assert "no config.json" in capsys.readouterr().err
+    run.mkdir()
+    GPConfig(**TINY).save(run / "config.json")
+    assert main(["evolve-gp", "--out", str(run), "--resume"]) == 2
+    assert "no checkpoint.json" in capsys.readouterr().err
+    (run / "checkpoint.json").write_text("{truncated")
+    assert main(["evolve-gp", "--out", str(run), "--resume"]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    (run / "checkpoint.json").write_text('{"format": "deap_mln.gp_checkpoint/1", "generation": 1}')
+    assert main(["evolve-gp", "--out", str(run), "--resume"]) == 2
+    assert "not a valid GP checkpoint" in capsys.readouterr().err
+    assert main(["evolve-gp", "--out", str(run), "--resume", "--seed", "3"]) == 2
+    assert "drop --seed" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_process_pool_gives_the_serial_run(tmp_path):
+    flags = ["--quiet", "--seed", "1", "--dataset", "synthetic", "--population", "6", "--generations", "3",
+             "--tournament-size", "4", "--top-n", "3", "--steps", "20"]
+    assert main(["evolve-gp", "--out", str(tmp_path / "serial"), *flags]) == 0
+    assert main(["evolve-gp", "--out", str(tmp_path / "pool"), "--workers", "2", *flags]) == 0
+    serial, pool = (read_evaluations(tmp_path / name / "evaluations.csv") for name in ("serial", "pool"))
+    assert len(serial) > 6 and pool == serial
+    assert read_logbook(tmp_path / "pool" / "logbook.csv") == read_logbook(tmp_path / "serial" / "logbook.csv")
