@@ -22,21 +22,27 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-
-from .compiled import FORMAT as TABLE_FORMAT  # noqa: E402
-from .compiled import interpolate, loss_from_record, mln_pair_function, value_and_gradient  # noqa: E402
-from .export import check_mln_record  # noqa: E402
-from .mln import LOSS_FILE_FORMAT, genome_to_module  # noqa: E402
-from .saved_losses import load_saved_loss, read_record  # noqa: E402
+from .compiled import FORMAT as TABLE_FORMAT
+from .compiled import interpolate, loss_from_record, mln_pair_function, value_and_gradient
+from .export import check_mln_record
+from .mln import LOSS_FILE_FORMAT, genome_to_module
+from .saved_losses import load_saved_loss, read_record
 
 BEST_LOSS_FILE = "best_loss.pt"  # as in deap_mln.run
+
+
+def pyplot():
+    """matplotlib's pyplot with the file-only Agg backend, imported on first use (the CLI
+    imports this module for every command; matplotlib costs ~0.4 s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 FIXED_P_FALSE = (0.0, 0.2, 0.5)
 FOCAL_GAMMA = 2.0  # as in deap_mln.baselines
 Q_MIN = 0.01  # baselines are rescaled over p_true in [Q_MIN, ...]: CE is infinite at 0
@@ -106,6 +112,7 @@ def _triangle_axes(ax) -> None:
 
 
 def plot_landscape(grid: dict, path: Path, title: str) -> None:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 4.8))
     im = ax.imshow(grid["value"], origin="lower", extent=(0, 1, 0, 1), cmap="viridis", interpolation="nearest")
     axis = grid["axis"]
@@ -122,6 +129,7 @@ def plot_slices(fn: Landscape, path: Path, title: str, points: int = 401) -> Non
     q = np.linspace(0.0, 1.0, points)
     qt = torch.as_tensor(q)
     binary = fn(qt, 1 - qt)[0].numpy()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
     raw, norm, fixed = axes[0]
     raw.plot(q, binary, color="C0")
@@ -160,6 +168,9 @@ def plot_slices(fn: Landscape, path: Path, title: str, points: int = 401) -> Non
 
 
 def plot_gradient(grid: dict, fn: Landscape, path: Path, title: str, points: int = 401) -> None:
+    from matplotlib.colors import TwoSlopeNorm
+
+    plt = pyplot()
     fig, (heat, curve) = plt.subplots(1, 2, figsize=(12, 4.8))
     d = grid["d_true"]
     top = float(np.nanmax(np.abs(d))) or 1.0
@@ -206,6 +217,7 @@ def binary_curve(module: torch.nn.Module, points: int = 399) -> tuple[np.ndarray
 
 def plot_formula(module: torch.nn.Module, expression: str | None, path: Path, title: str) -> None:
     q, values, slope = binary_curve(module)
+    plt = pyplot()
     fig, (raw, norm) = plt.subplots(1, 2, figsize=(12, 4.6))
     raw.plot(q, values, color="C0", label="loss")
     if slope is not None:
