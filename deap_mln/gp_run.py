@@ -138,12 +138,7 @@ def evolve_gp(config: GPConfig, out_dir: str | Path, progress: Callable[[str], N
         _write_atomically(out / CHECKPOINT_FILE, json.dumps(checkpoint(state)))
 
     evaluate = functools.partial(evaluate_expression, settings=config.training())
-    try:
-        state = run_search(config, evaluate, map_fn, on_generation, resume=saved)
-    except (KeyError, TypeError, IndexError) as exc:  # a checkpoint with missing or mistyped fields
-        if saved is None:
-            raise
-        raise ValueError(f"{out / CHECKPOINT_FILE} is not a valid GP checkpoint ({type(exc).__name__}: {exc})") from None
+    state = run_search(config, evaluate, map_fn, on_generation, resume=saved)
     best = best_of(state.population, 1)[0]
     seconds = time.perf_counter() - tic
     expressions = {n: key for n, key in enumerate(state.cache.values, start=1)}

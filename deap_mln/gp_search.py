@@ -327,21 +327,27 @@ def checkpoint(state: GPState) -> dict[str, Any]:
 
 def restore(data: dict[str, Any], cache: FitnessCache) -> GPState:
     """The state a :func:`checkpoint` holds, with its fitness cache loaded into ``cache``;
-    also sets Python's ``random`` to the checkpoint's state."""
+    also sets Python's ``random`` to the checkpoint's state. ValueError if ``data`` is not one."""
     if data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"not a GP checkpoint (format {data.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
-    population = []
-    for expression, fitness in data["population"]:
-        tree = parse_expression(expression)
-        tree.fitness.values = (float(fitness),)
-        population.append(tree)
-    logbook = tools.Logbook()
-    for row in data["logbook"]:
-        logbook.record(**row)
-    cache.values = {key: float(value) for key, value in data["cache"]["values"].items()}
-    cache.trace = [(int(n), float(fit), float(sec)) for n, fit, sec in data["cache"]["trace"]]
-    cache.hits = int(data["cache"]["hits"])
-    cache.start = time.perf_counter() - float(data["cache"]["seconds"])
-    version, internal, gauss_next = data["random_state"]
-    random.setstate((version, tuple(internal), gauss_next))
-    return GPState(population, logbook, cache, int(data["generation"]))
+    try:
+        population = []
+        for expression, fitness in data["population"]:
+            tree = parse_expression(expression)
+            tree.fitness.values = (float(fitness),)
+            population.append(tree)
+        logbook = tools.Logbook()
+        for row in data["logbook"]:
+            logbook.record(**row)
+        values = {str(key): float(value) for key, value in data["cache"]["values"].items()}
+        trace = [(int(n), float(fit), float(sec)) for n, fit, sec in data["cache"]["trace"]]
+        hits, seconds = int(data["cache"]["hits"]), float(data["cache"]["seconds"])
+        version, internal, gauss_next = data["random_state"]
+        random_state = (version, tuple(internal), gauss_next)
+        generation = int(data["generation"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"not a valid GP checkpoint ({type(exc).__name__}: {exc})") from None
+    random.setstate(random_state)
+    cache.values, cache.trace, cache.hits = values, trace, hits
+    cache.start = time.perf_counter() - seconds
+    return GPState(population, logbook, cache, generation)

@@ -32,6 +32,12 @@ from .mln import LOSS_FILE_FORMAT, genome_to_module
 from .saved_losses import load_saved_loss, read_record
 
 BEST_LOSS_FILE = "best_loss.pt"  # as in deap_mln.run
+FIXED_P_FALSE = (0.0, 0.2, 0.5)
+FOCAL_GAMMA = 2.0  # as in deap_mln.baselines
+Q_MIN = 0.01  # baselines are rescaled over p_true in [Q_MIN, ...]: CE is infinite at 0
+
+# (p_true, p_false) -> (g, dg/dp_true, dg/dp_false), float64 tensors of one shape
+Landscape = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 def pyplot():
@@ -43,12 +49,6 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-FIXED_P_FALSE = (0.0, 0.2, 0.5)
-FOCAL_GAMMA = 2.0  # as in deap_mln.baselines
-Q_MIN = 0.01  # baselines are rescaled over p_true in [Q_MIN, ...]: CE is infinite at 0
-
-# (p_true, p_false) -> (g, dg/dp_true, dg/dp_false), float64 tensors of one shape
-Landscape = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 def mln_landscape(record: dict) -> Landscape:
