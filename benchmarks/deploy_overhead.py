@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 import deap_mln
-from deap_mln.compiled import (
+from deap_mln.deploy.compiled import (
     DEFAULT_RESOLUTION,
     CompiledMLNLoss,
     compile_error,
@@ -52,14 +52,14 @@ from deap_mln.compiled import (
     tabulate,
     value_and_gradient,
 )
-from deap_mln.mln import (
+from deap_mln.mln.network import (
     PAPER_HIDDEN,
     MLNLoss,
     genome_to_module,
     glorot_genome,
     load_loss_record,
 )
-from deap_mln.models import build_model
+from deap_mln.metatest.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSSES = ("ce", "mln", "compiled")

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from deap_mln.bench import run_benchmark
+from deap_mln.mln.variants import compare_variants
 from deap_mln.cli import main as cli
 
 META_TESTS = {"digits": ("mlp3", "digits"), "synthetic": ("perceptron", "synthetic-linear")}
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "edl_mutation")
     args = parser.parse_args()
-    report = run_benchmark(["es-chaotic", "es"], args.seeds, "edl", args.out, workers=args.workers)
+    report = compare_variants(["es-chaotic", "es"], args.seeds, "edl", args.out, workers=args.workers)
     print((args.out / "report.md").read_text())
 
     chaotic = [r for r in report["results"] if r["variant"] == "es-chaotic"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deap_mln.bench import run_benchmark
+from deap_mln.mln.variants import compare_variants
 
 VARIANTS = ["hybrid", "es", "hybrid-fixed-sigma", "hybrid-dynamic", "hybrid-chaotic"]
 
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "es_vs_hybrid")
     args = parser.parse_args()
-    run_benchmark(VARIANTS, args.seeds, args.budget, args.out, workers=args.workers)
+    compare_variants(VARIANTS, args.seeds, args.budget, args.out, workers=args.workers)
     print((args.out / "report.md").read_text())
 
 

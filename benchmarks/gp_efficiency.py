@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deap_mln.gp import KNOWN_LOSSES, check_tree, infix_formula, parse_expression
-from deap_mln.gp_fitness import best_so_far, evaluate_expression, first_reaching, load_fitness_data, test_accuracy
-from deap_mln.gp_search import GP_ALGORITHMS, GPConfig, best_of, run_search
+from deap_mln.gp.tree import KNOWN_LOSSES, check_tree, infix_formula, parse_expression
+from deap_mln.gp.fitness import best_so_far, evaluate_expression, first_reaching, load_fitness_data, test_accuracy
+from deap_mln.gp.search import GP_ALGORITHMS, GPConfig, best_of, run_search
 from deap_mln.stats import compare
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from deap_mln.baselines import LossSpec, resolve_loss
-from deap_mln.datasets import ClassificationData, load_dataset
-from deap_mln.metatest import MetaTestSettings, train_and_evaluate
-from deap_mln.mln import MetaLossNetwork, MLNLoss
+from deap_mln.metatest.baselines import LossSpec, resolve_loss
+from deap_mln.data.datasets import ClassificationData, load_dataset
+from deap_mln.metatest.train import MetaTestSettings, train_and_evaluate
+from deap_mln.mln.network import MetaLossNetwork, MLNLoss
 
 # (data set, model, CE steps, MLN steps); MLN steps 0: not measured
 CASES = [("synthetic-linear", "perceptron", 1000, 100), ("synthetic-nonlinear", "mlp3", 1000, 100),

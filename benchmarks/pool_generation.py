@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from deap_mln.config import preset
-from deap_mln.fitness import evaluate_chunk, make_chunks
-from deap_mln.mln import glorot_genome
+from deap_mln.mln.config import preset
+from deap_mln.mln.fitness import evaluate_chunk, make_chunks
+from deap_mln.mln.network import glorot_genome
 from deap_mln.parallel import evaluation_map
 
 OUT = Path(__file__).parent / "results"

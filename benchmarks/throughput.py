@@ -66,11 +66,11 @@ import numpy as np
 import torch
 
 import deap_mln
-from deap_mln.config import EvolutionConfig, preset
-from deap_mln.fitness import evaluate_chunk, make_chunks, population_fitness, reference_fitness, single_thread
-from deap_mln.mln import PAPER_HIDDEN, genome_size, glorot_genome
-from deap_mln.population_loss import TabulatedMLNLoss
-from deap_mln.tasks import generation_tasks
+from deap_mln.mln.config import EvolutionConfig, preset
+from deap_mln.mln.fitness import evaluate_chunk, make_chunks, population_fitness, reference_fitness, single_thread
+from deap_mln.mln.network import PAPER_HIDDEN, genome_size, glorot_genome
+from deap_mln.mln.population_loss import TabulatedMLNLoss
+from deap_mln.data.synthetic import generation_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPER = Path(__file__).resolve().parent / "scoop_generation.py"

@@ -21,7 +21,6 @@ the broker at once, and the launcher never asks the broker for work.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import multiprocessing
@@ -29,8 +28,6 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
-
-from .argtypes import positive_int
 
 BACKENDS = ("auto", "serial", "scoop", "process")
 
@@ -47,15 +44,21 @@ def scoop_is_running() -> bool:
     return bool(getattr(scoop, "IS_RUNNING", False))
 
 
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread: parallelism comes from workers, and one thread keeps
+    results identical whichever process computes them."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+
 def _single_threaded_worker() -> None:
     torch.set_num_threads(1)
-
-
-def add_backend_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--backend`` and ``--workers``, for every command that evaluates through :func:`evaluation_map`."""
-    parser.add_argument("--backend", choices=BACKENDS, default="auto",
-                        help="auto: SCOOP under its launcher, else a process pool if --workers > 1, else serial")
-    parser.add_argument("--workers", type=positive_int, default=1, help="process-pool workers (default 1)")
 
 
 def resolve_backend(backend: str, workers: int) -> str:

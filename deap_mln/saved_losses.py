@@ -13,11 +13,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-# format tag -> "module:function" taking (record, reduction) and returning an nn.Module loss
+from deap_mln.io import atomic_write
+
+MLN_FORMAT = "deap_mln.loss/1"            # an MLN's genome and hidden sizes
+TABLE_FORMAT = "deap_mln.table_loss/1"     # an MLN compiled to a bicubic Hermite table
+GP_FORMAT = "deap_mln.gp_loss/1"           # a symbolic loss's prefix expression
+# Formats of a Meta-Loss Network, exact or compiled (meta-tests train them at the MLN learning rate).
+MLN_FORMATS = (MLN_FORMAT, TABLE_FORMAT)
+
+# format tag -> "module:function" taking (record, reduction) and returning an nn.Module loss.
+# Files store only the tag, never a module path, so moving a loader means changing it here only.
 FORMATS: dict[str, str] = {
-    "deap_mln.loss/1": "deap_mln.mln:loss_from_record",
-    "deap_mln.table_loss/1": "deap_mln.compiled:loss_from_record",
-    "deap_mln.gp_loss/1": "deap_mln.gp:loss_from_record",
+    MLN_FORMAT: "deap_mln.mln.network:loss_from_record",
+    TABLE_FORMAT: "deap_mln.deploy.compiled:loss_from_record",
+    GP_FORMAT: "deap_mln.gp.tree:loss_from_record",
 }
 
 
@@ -43,9 +52,8 @@ def write_record(path: str | Path, record: dict) -> None:
     path = Path(path)
     if record.get("format") not in FORMATS:
         raise ValueError(f"unknown loss format {record.get('format')!r}")
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(record, tmp)
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        torch.save(record, tmp)
 
 
 def load_saved_loss(path: str | Path, reduction: str = "mean") -> nn.Module:

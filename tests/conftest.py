@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from deap_mln.config import EvolutionConfig
+from deap_mln.mln.config import EvolutionConfig
 
 # One thread: the tests' tensors are small, and several threads on a busy machine spin
 # each other out (seen here: 100x slower steps under load).

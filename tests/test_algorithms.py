@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from deap import algorithms, tools
 
-from deap_mln.algorithms import has_converged, mu_plus_lambda, population_record, start
-from deap_mln.fitness import WORST_FITNESS
-from deap_mln.toolbox import build_toolbox, evaluate_population, make_individual
+from deap_mln.mln.algorithms import has_converged, mu_plus_lambda, population_record, start_evolution
+from deap_mln.mln.fitness import FAILED_MLN_FITNESS
+from deap_mln.mln.toolbox import build_toolbox, evaluate_population, make_individual
 from tests.conftest import tiny_config
 
 
@@ -19,7 +19,7 @@ def test_has_converged():
 def test_loop_stops_on_convergence(config, rng):
     config = tiny_config(generations=50, patience=2, convergence_epsilon=10.0)  # no improvement is ever enough
     toolbox = build_toolbox(config, rng)
-    state = start(toolbox, config.mu)
+    state = start_evolution(toolbox, config.mu)
     mu_plus_lambda(state, toolbox, mu=config.mu, lambda_=config.lambda_, cxpb=1.0, ngen=config.generations,
                    rng=rng, epsilon=config.convergence_epsilon, patience=config.patience)
     assert state.generation == 2 and len(state.logbook) == 3  # gens 1-2 judged against gen 0
@@ -27,7 +27,7 @@ def test_loop_stops_on_convergence(config, rng):
 
 def test_logbook_records_fitness_sigma_evaluations_failures_and_time(config, rng):
     toolbox = build_toolbox(config, rng)
-    state = start(toolbox, config.mu)
+    state = start_evolution(toolbox, config.mu)
     mu_plus_lambda(state, toolbox, mu=config.mu, lambda_=config.lambda_, cxpb=1.0, ngen=2, rng=rng)
     rows = list(state.logbook)
     assert [r["gen"] for r in rows] == [0, 1, 2]
@@ -46,7 +46,7 @@ def test_failed_evaluations_are_counted_and_the_run_goes_on(config, rng):
     for ind, fit in zip(population, evaluate_population(population, 0, config=config)):
         ind.fitness.values = fit
     row = population_record(population, population, 0, 1.0)
-    assert row["failed"] == 1 and row["worst"] == WORST_FITNESS
+    assert row["failed"] == 1 and row["worst"] == FAILED_MLN_FITNESS
 
 
 def test_hybrid_and_es_differ_only_in_registrations(config, rng):
@@ -71,8 +71,8 @@ def test_toolbox_works_with_deaps_own_ea_mu_plus_lambda(config, rng):
 
 
 def _best_on_fresh_tasks(genomes, config):
-    from deap_mln.fitness import population_fitness
-    from deap_mln.tasks import generation_tasks
+    from deap_mln.mln.fitness import population_fitness
+    from deap_mln.data.synthetic import generation_tasks
 
     return population_fitness(np.stack(genomes), config, generation_tasks(config, 10_000))
 
@@ -82,8 +82,8 @@ def _best_on_fresh_tasks(genomes, config):
 def test_evolution_improves_on_the_quick_preset(tmp_path, algorithm):
     """The judged claim: after the last generation the best beats the initial best, in the
     logbook and (fairer, since tasks change per generation) on the same fresh tasks."""
-    from deap_mln.config import preset
-    from deap_mln.run import evolve
+    from deap_mln.mln.config import preset
+    from deap_mln.mln.run import evolve
 
     config = preset("quick", algorithm=algorithm, seed=1)
     result = evolve(config, tmp_path / algorithm, progress=None)
@@ -108,7 +108,7 @@ def _initial_fitness(population, config):
 
 
 def test_hall_of_fame_keeps_the_best_measurement_of_a_reevaluated_genome():
-    from deap_mln.algorithms import new_hall_of_fame
+    from deap_mln.mln.algorithms import new_hall_of_fame
 
     hof = new_hall_of_fame()
     genome = np.ones(3, dtype=np.float32)

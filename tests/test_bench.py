@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from deap_mln.bench import VARIANTS, evaluations_to_reach, job_config, run_benchmark, summarise
+from deap_mln.mln.variants import VARIANTS, evaluations_to_reach, job_config, compare_variants, summarise_variants
 from deap_mln.cli import main
 
 
@@ -27,7 +27,7 @@ def test_summary_compares_each_variant_with_the_hybrid():
     results = [dict(variant=v, seed=s, best=[-1.0, b], evals=[4, 12], failed=0, final_best=b, seconds=1.0,
                     held_out_fitness=b, held_out_accuracy=0.5 + b)
                for s in range(6) for v, b in (("hybrid", -0.1 + s * 0.001), ("es", -0.3 + s * 0.001))]
-    report = summarise(results, ["hybrid", "es"], threshold=-0.2)
+    report = summarise_variants(results, ["hybrid", "es"], threshold=-0.2)
     assert report["summary"]["hybrid"]["reached_threshold"] == "6/6"
     assert report["summary"]["es"]["reached_threshold"] == "0/6"
     assert report["reference"] == "hybrid"
@@ -38,7 +38,7 @@ def test_summary_compares_each_variant_with_the_hybrid():
 @pytest.mark.slow
 def test_bench_writes_its_outputs_and_resumes_from_partial_results(tmp_path):
     out = tmp_path / "bench"
-    report = run_benchmark(["hybrid", "es", "hybrid-fixed-sigma", "hybrid-dynamic"], 2, "smoke", out, progress=None)
+    report = compare_variants(["hybrid", "es", "hybrid-fixed-sigma", "hybrid-dynamic"], 2, "smoke", out, progress=None)
     for name in ("bench.json", "report.md", "convergence.png", "final_fitness.png"):
         assert (out / name).is_file()
     assert len(report["results"]) == 8
@@ -55,7 +55,7 @@ def test_bench_writes_its_outputs_and_resumes_from_partial_results(tmp_path):
     done = out / "runs" / "es-seed1" / "result.json"
     stamp = done.stat().st_mtime_ns
     (out / "runs" / "hybrid-seed1" / "result.json").unlink()  # as if interrupted during this job
-    again = run_benchmark(["hybrid", "es", "hybrid-fixed-sigma", "hybrid-dynamic"], 2, "smoke", out, progress=None)
+    again = compare_variants(["hybrid", "es", "hybrid-fixed-sigma", "hybrid-dynamic"], 2, "smoke", out, progress=None)
     assert done.stat().st_mtime_ns == stamp  # finished jobs are not run again
     drop_time = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]
     assert drop_time(again["results"]) == drop_time(report["results"])  # the re-run job gives the same numbers
@@ -69,11 +69,11 @@ def test_bench_cli_rejects_unknown_variants(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_bench_compares_edl_mutations_on_held_out_ranking(tmp_path):
-    from deap_mln import bench
+    from deap_mln.mln import variants as bench
 
     bench.BUDGETS["edl-smoke"] = ("edl", dict(generations=2, edl_samples=256, edl_pairs=2000), 0.9)
     try:
-        report = run_benchmark(["es-chaotic", "es"], 2, "edl-smoke", tmp_path, progress=None)
+        report = compare_variants(["es-chaotic", "es"], 2, "edl-smoke", tmp_path, progress=None)
     finally:
         del bench.BUDGETS["edl-smoke"]
     assert report["reference"] == "es-chaotic" and set(report["comparisons"]) == {"es"}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from deap_mln.compiled import (
+from deap_mln.deploy.compiled import (
     FORMAT,
     CompiledMLNLoss,
     HermiteTable,
@@ -16,7 +16,7 @@ from deap_mln.compiled import (
     save_compiled,
     tabulate,
 )
-from deap_mln.mln import PAPER_HIDDEN, MLNLoss, genome_to_module, glorot_genome
+from deap_mln.mln.network import PAPER_HIDDEN, MLNLoss, genome_to_module, glorot_genome
 from deap_mln.saved_losses import load_saved_loss, write_record
 
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from deap_mln.dynamic_update import dynamic_update, meta_gradient, truncated_meta_loss, update_task
-from deap_mln.mln import glorot_genome
-from deap_mln.toolbox import build_toolbox, make_individual
+from deap_mln.mln.dynamic_update import dynamic_update, meta_gradient, truncated_meta_loss, update_task
+from deap_mln.mln.network import glorot_genome
+from deap_mln.mln.toolbox import build_toolbox, make_individual
 from tests.conftest import tiny_config
 
 

@@ -3,12 +3,12 @@ import pytest
 import torch
 
 from deap_mln.cli import main
-from deap_mln.config import preset
-from deap_mln.edl import (REGIMES, prediction_errors, ranking_consistency, ranking_fitness,
+from deap_mln.mln.config import preset
+from deap_mln.mln.edl import (REGIMES, prediction_errors, ranking_consistency, ranking_fitness,
                           sample_predictions)
-from deap_mln.mln import load_loss, module_to_genome, MetaLossNetwork
-from deap_mln.operators import advance_chaos, logistic_map, mutate_chaotic
-from deap_mln.toolbox import make_individual
+from deap_mln.mln.network import load_loss, module_to_genome, MetaLossNetwork
+from deap_mln.mln.operators import advance_chaos, logistic_map, mutate_chaotic
+from deap_mln.mln.toolbox import make_individual
 from tests.test_run_cli import fitness_columns, straight_and_resumed
 
 

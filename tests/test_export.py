@@ -10,11 +10,11 @@ from torch import nn
 
 from deap_mln import saved_losses
 from deap_mln.cli import main
-from deap_mln.compiled import FORMAT as TABLE_FORMAT
-from deap_mln.compiled import CompiledMLNLoss
-from deap_mln.export import export_run
-from deap_mln.mln import LOSS_FILE_FORMAT, MLNLoss, load_loss
-from deap_mln.run import evolve
+from deap_mln.deploy.compiled import FORMAT as TABLE_FORMAT
+from deap_mln.deploy.compiled import CompiledMLNLoss
+from deap_mln.deploy.export import export_run
+from deap_mln.mln.network import LOSS_FILE_FORMAT, MLNLoss, load_loss
+from deap_mln.mln.run import evolve
 from deap_mln.saved_losses import load_saved_loss, write_record
 
 from .conftest import tiny_config

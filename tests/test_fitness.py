@@ -5,12 +5,12 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from deap_mln.fitness import (WORST_FITNESS, evaluate_chunk, make_chunks, population_fitness,
+from deap_mln.mln.fitness import (FAILED_MLN_FITNESS, evaluate_chunk, make_chunks, population_fitness,
                               reference_fitness)
-from deap_mln.inner import train_population
-from deap_mln.mln import genome_layout, glorot_genome
-from deap_mln.population_loss import ExactMLNLoss, TabulatedMLNLoss, interpolate, tabulate_binary_mln
-from deap_mln.tasks import generation_tasks
+from deap_mln.mln.inner import train_population
+from deap_mln.mln.network import genome_layout, glorot_genome
+from deap_mln.mln.population_loss import ExactMLNLoss, TabulatedMLNLoss, interpolate, tabulate_binary_mln
+from deap_mln.data.synthetic import generation_tasks
 from tests.conftest import tiny_config
 
 
@@ -72,7 +72,7 @@ def test_fitness_is_negative_mse_and_better_losses_score_higher(config):
     # a loss that pushes towards the true class vs one that pushes away from it
     good = train_population(sign_only(-1.0), tasks[0], 1)
     bad = train_population(sign_only(+1.0), tasks[0], 1)
-    from deap_mln.inner import validation_mse
+    from deap_mln.mln.inner import validation_mse
     assert validation_mse(good, tasks[0]).item() < validation_mse(bad, tasks[0]).item()
 
 
@@ -85,8 +85,8 @@ def test_nan_and_infinite_losses_get_the_worst_fitness_without_crashing(config, 
     assert not torch.isfinite(values).all()
     for path in ("fast", "exact"):
         fit = population_fitness(broken, dataclasses.replace(config, evaluation=path), generation_tasks(config, 0))
-        assert fit[0] == WORST_FITNESS and fit[1] == WORST_FITNESS
-        assert np.all(np.isfinite(fit[2:])) and np.all(fit[2:] > WORST_FITNESS)
+        assert fit[0] == FAILED_MLN_FITNESS and fit[1] == FAILED_MLN_FITNESS
+        assert np.all(np.isfinite(fit[2:])) and np.all(fit[2:] > FAILED_MLN_FITNESS)
 
 
 def test_a_member_does_not_depend_on_its_chunk_neighbours(config, genomes):

@@ -9,12 +9,12 @@ import torch
 from torch.nn import functional as F
 
 from deap_mln.cli import main
-from deap_mln.gp import (CONSTANT_IN_P, FORMAT, KNOWN_LOSSES, MISSING_VARIABLE, NON_FINITE, PREFERS_WRONG, GPLoss,
+from deap_mln.gp.tree import (CONSTANT_IN_P, FORMAT, KNOWN_LOSSES, MISSING_VARIABLE, NON_FINITE, PREFERS_WRONG, GPLoss,
                          canonical_string, check_tree, infix_formula, loss_from_record, loss_record,
                          parse_expression)
-from deap_mln.gp_fitness import FitnessCache, evaluate_expression
-from deap_mln.gp_run import evolve_gp
-from deap_mln.gp_search import GPConfig, python_random, run_search
+from deap_mln.gp.fitness import FitnessCache, evaluate_expression
+from deap_mln.gp.run import evolve_gp, resume_gp
+from deap_mln.gp.search import GPConfig, python_random, run_search
 from deap_mln.saved_losses import load_saved_loss, read_record, write_record
 
 # a tiny run: few trees, few generations, 20 training steps on the synthetic task
@@ -86,7 +86,7 @@ def test_functional_check_rejects_each_kind_of_bad_tree(expression, reason):
 
 
 def test_check_catches_non_finite_gradient_with_finite_values(monkeypatch):
-    import deap_mln.gp as gp_module
+    import deap_mln.gp.tree as gp_module
 
     class InfiniteSlope(torch.autograd.Function):  # finite loss, infinite gradient
         @staticmethod
@@ -252,7 +252,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, algori
     with pytest.raises(Interrupt):
         evolve_gp(config, tmp_path / "cut", progress=interrupt_after(2))
     assert not (tmp_path / "cut" / "best_loss.pt").exists()
-    resumed = evolve_gp(GPConfig(), tmp_path / "cut", progress=None, resume=True)  # its own config.json
+    resumed = resume_gp(tmp_path / "cut", progress=None)  # its own config.json
     assert read_logbook(tmp_path / "cut" / "logbook.csv") == read_logbook(tmp_path / "whole" / "logbook.csv")
     assert read_evaluations(tmp_path / "cut" / "evaluations.csv") == read_evaluations(tmp_path / "whole" / "evaluations.csv")
     assert [str(t) for t in resumed.state.population] == [str(t) for t in whole.state.population]

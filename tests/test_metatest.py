@@ -10,12 +10,12 @@ import torch
 from scipy import stats
 from torch.nn import functional as F
 
-from deap_mln.baselines import FocalLoss, SoftmaxMSELoss, baseline_loss, resolve_loss
+from deap_mln.metatest.baselines import FocalLoss, SoftmaxMSELoss, baseline_loss, resolve_loss
 from deap_mln.cli import main
-from deap_mln.datasets import load_dataset
-from deap_mln.metatest import LossSpec, MetaTestSettings, evaluation_steps, train_and_evaluate
-from deap_mln.metatest_report import paired_comparison, summarise
-from deap_mln.mln import MetaLossNetwork, MLNLoss, load_loss, module_to_genome, save_loss
+from deap_mln.data.datasets import load_dataset
+from deap_mln.metatest.train import LossSpec, MetaTestSettings, evaluation_steps, train_and_evaluate
+from deap_mln.metatest.report import paired_comparison, summarise_losses
+from deap_mln.mln.network import MetaLossNetwork, MLNLoss, load_loss, module_to_genome, save_loss
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_same_seed_same_start_for_every_loss_and_nan_losses_stop(digits):
 
     broken = train_and_evaluate(digits, LossSpec("nan", Nan(), False), 4, settings)
     assert broken.diverged and broken.steps == ce.steps and broken.accuracy == [ce.accuracy[0]] * 4
-    summary, = summarise([broken])
+    summary, = summarise_losses([broken])
     assert summary.diverged == 1
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from deap_mln import launch
 from deap_mln.parallel import resolve_backend
-from deap_mln.run import evolve
+from deap_mln.mln.run import evolve
 from tests.conftest import tiny_config
 from tests.test_run_cli import TINY_FLAGS, fitness_columns
 

@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from deap_mln.checkpoint import load_checkpoint
+from deap_mln.mln.checkpoint import load_checkpoint
 from deap_mln.cli import main
-from deap_mln.mln import load_loss, load_loss_record
-from deap_mln.run import evolve
+from deap_mln.mln.network import load_loss, load_loss_record
+from deap_mln.mln.run import evolve, resume
 from tests.conftest import tiny_config
 
 RUN_FILES = {"config.json", "checkpoint.npz", "logbook.csv", "best_loss.pt", "fitness.png", "loss_shape.png"}
@@ -57,7 +57,7 @@ def straight_and_resumed(config, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         evolve(config, tmp_path / "resumed", progress=interrupt_at_generation_3)
     assert load_checkpoint(tmp_path / "resumed" / "checkpoint.npz", np.random.default_rng()).generation == 2
-    return straight, evolve(config, tmp_path / "resumed", resume=True, progress=None)
+    return straight, resume(tmp_path / "resumed", progress=None)
 
 
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path):

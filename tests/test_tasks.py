@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from deap_mln.tasks import generation_tasks, make_task, mixture_pool
+from deap_mln.data.synthetic import generation_tasks, make_task, mixture_pool
 from tests.conftest import tiny_config
 
 SIZES = dict(pool_size=3_000, train_size=500, val_size=300)

@@ -1,0 +1,105 @@
+"""``deap-mln evolve`` and ``deap-mln pretrain-edl``: evolve an MLN loss (Adaptive-MLN, ES, EDL)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from deap_mln.cli.argtypes import UsageError, comma_separated, positive_int
+from deap_mln.cli.backend_flags import add_backend_arguments
+from deap_mln.mln.config import (ALGORITHMS, EDL_ERRORS, EVALUATION_PATHS, MUTATIONS, PRESETS, TASK_KINDS,
+                                 EvolutionConfig, preset)
+
+# CLI flag (argparse dest) -> config field, for the overrides of a preset
+OVERRIDES = {
+    "mu": "mu", "lambda_": "lambda_", "generations": "generations", "pool_size": "pool_size",
+    "train_size": "train_size", "val_size": "val_size", "tasks_per_eval": "tasks_per_eval",
+    "epochs": "inner_epochs", "hidden": "hidden", "evaluation": "evaluation", "grid_size": "grid_size",
+    "chunk_size": "chunk_size", "task_kind": "task_kind", "initial_sigma": "initial_sigma", "tau": "tau",
+    "patience": "patience", "checkpoint_every": "checkpoint_every", "dynamic_update": "dynamic_update",
+    "update_step": "update_step", "update_truncation": "update_truncation", "algorithm": "algorithm",
+    "mutation": "mutation", "classes": "edl_classes", "samples": "edl_samples", "pairs": "edl_pairs",
+    "regimes": "edl_regimes", "error": "edl_error",
+}
+
+
+def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) -> None:
+    """Flags shared by `evolve` and `pretrain-edl`: a preset plus overrides of config fields."""
+    ev.add_argument("--out", required=True, type=Path, help="run directory to write (or resume)")
+    ev.add_argument("--preset", choices=sorted(PRESETS), default=default_preset,
+                    help=f"base settings (default: {default_preset})")
+    ev.add_argument("--config", type=Path, help="JSON config file (instead of --preset)")
+    ev.add_argument("--algorithm", choices=ALGORITHMS, help="hybrid ES-GA or ES-only (default: the preset's)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    ev.add_argument("--population", type=positive_int, help="mu + lambda, split evenly (paper: 50)")
+    ev.add_argument("--mu", type=positive_int, help="parents kept per generation")
+    ev.add_argument("--lambda", dest="lambda_", type=positive_int, help="offspring per generation")
+    ev.add_argument("--generations", type=int)
+    ev.add_argument("--hidden", type=comma_separated(int, "32,64,128"), help="MLN hidden sizes, e.g. 32,64,128,256,512")
+    ev.add_argument("--mutation", choices=MUTATIONS, help="log-normal (Eq. 3) or chaotic (EDL)")
+    ev.add_argument("--initial-sigma", type=float)
+    ev.add_argument("--tau", type=float, help="sigma's self-adaptation rate (0: fixed sigma)")
+    ev.add_argument("--patience", type=int, help="stop after this many generations without improvement (0: never)")
+    ev.add_argument("--checkpoint-every", type=int)
+    tasks = ev.add_argument_group("meta-MSE fitness on synthetic tasks (evolve)")
+    tasks.add_argument("--pool-size", type=positive_int)
+    tasks.add_argument("--train-size", type=positive_int)
+    tasks.add_argument("--val-size", type=positive_int)
+    tasks.add_argument("--tasks-per-eval", type=positive_int)
+    tasks.add_argument("--epochs", type=positive_int, help="inner-loop epochs")
+    tasks.add_argument("--task-kind", choices=TASK_KINDS)
+    tasks.add_argument("--evaluation", choices=EVALUATION_PATHS, help="fast (tabulated, default) or exact")
+    tasks.add_argument("--grid-size", type=positive_int, help="points of the fast path's table")
+    tasks.add_argument("--chunk-size", type=positive_int, help="individuals trained together per work item")
+    tasks.add_argument("--dynamic-update", action="store_true", default=None,
+                       help="meta-gradient step on every offspring (Algorithm 1, line 18)")
+    tasks.add_argument("--update-step", type=float, help="length of the dynamic update's step (default 0.5)")
+    tasks.add_argument("--update-truncation", type=positive_int, help="inner steps unrolled for it (default 10)")
+    ranking = ev.add_argument_group("ranking fitness on synthetic predictions (pretrain-edl)")
+    ranking.add_argument("--classes", type=positive_int, help="classes of the synthetic predictions")
+    ranking.add_argument("--samples", type=positive_int, help="predictions drawn per generation")
+    ranking.add_argument("--pairs", type=positive_int, help="prediction pairs compared per generation")
+    ranking.add_argument("--regimes", type=comma_separated(float, "0.4,0.3,0.15,0.15"),
+                         help="weights of confident-correct, boundary, confident-wrong, near-uniform predictions")
+    ranking.add_argument("--error", choices=EDL_ERRORS, help="error measure the loss must rank like")
+    run = ev.add_argument_group("run")
+    add_backend_arguments(run)
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("evolve", help="evolve a Meta-Loss Network on synthetic meta-tasks")
+    add_evolution_arguments(ev, default_preset="quick")
+    ev.set_defaults(handler=run)
+    edl = sub.add_parser("pretrain-edl", help="pretrain a loss without real data (EDL: ranking consistency, chaotic ES)")
+    add_evolution_arguments(edl, default_preset="edl")
+    edl.set_defaults(handler=run)
+
+
+def config_from_args(args: argparse.Namespace) -> EvolutionConfig:
+    """The preset (or --config file) with the flags' overrides, validated."""
+    overrides = {field: getattr(args, flag) for flag, field in OVERRIDES.items() if getattr(args, flag) is not None}
+    if args.population is not None:
+        if args.population % 2 or args.mu is not None or args.lambda_ is not None:
+            raise UsageError("--population must be even and not combined with --mu/--lambda")
+        overrides["mu"] = overrides["lambda_"] = args.population // 2
+    overrides["seed"] = args.seed
+    if args.config is not None:
+        return EvolutionConfig.load(args.config).replace(**overrides)
+    return preset(args.preset, **overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from deap_mln.mln.run import evolve, resume
+
+    say = None if args.quiet else print
+    if args.resume:
+        given = [f"--{flag.rstrip('_').replace('_', '-')}" for flag in OVERRIDES if getattr(args, flag) is not None]
+        if given:
+            raise UsageError(f"--resume continues the run with its own config.json; drop {' '.join(given)}")
+        result = resume(args.out, backend=args.backend, workers=args.workers, progress=say)
+    else:
+        result = evolve(config_from_args(args), args.out, backend=args.backend, workers=args.workers, progress=say)
+    print(f"best fitness {result.best_fitness:.5f} after {result.state.generation} generations "
+          f"in {result.seconds:.1f} s; run directory: {result.out_dir}")
+    return 0

@@ -1,0 +1,57 @@
+"""``deap-mln meta-test``: compare evolved losses with cross-entropy, MSE and focal loss."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from deap_mln.cli.argtypes import positive_float, positive_int
+from deap_mln.data.datasets import DATASETS
+from deap_mln.metatest.baselines import BASELINES
+from deap_mln.metatest.models import MODELS
+from deap_mln.metatest.train import BASELINE_LR, BATCH_SIZE, CURVE_POINTS, DEFAULT_STEPS, MLN_LR, OPTIMIZERS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    mt = sub.add_parser("meta-test", help="compare evolved losses with cross-entropy, MSE and focal loss",
+                        description="Train classifiers with each loss over several seeds; report test accuracy "
+                                    "(table, CSV, markdown, curves.png) and a paired test of each loss against CE.")
+    mt.add_argument("--loss", nargs="+", required=True, metavar="LOSS",
+                    help=f"{', '.join(BASELINES)}, or a saved evolved loss file (a run's best_loss.pt: MLN, compiled table or GP)")
+    mt.add_argument("--model", choices=MODELS, default="mlp3", help="classifier (default mlp3)")
+    mt.add_argument("--dataset", choices=DATASETS, required=True)
+    mt.add_argument("--seeds", type=positive_int, default=5, help="runs per loss, seeds first-seed.. (default 5)")
+    mt.add_argument("--first-seed", type=int, default=0)
+    mt.add_argument("--steps", type=positive_int,
+                    help="optimiser steps per run (default per dataset: "
+                         + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
+    mt.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, help=f"default {BATCH_SIZE}")
+    mt.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default adam")
+    mt.add_argument("--lr", type=positive_float, default=BASELINE_LR, help=f"for ce/mse/focal (default {BASELINE_LR:g})")
+    mt.add_argument("--mln-lr", type=positive_float, default=MLN_LR,
+                    help=f"for MLN loss files (default {MLN_LR:g}); GP formula files use --lr")
+    mt.add_argument("--eval-every", type=positive_int,
+                    help=f"record test accuracy every this many steps (default steps/{CURVE_POINTS})")
+    mt.add_argument("--data-dir", type=Path,
+                    help="root of torchvision data (default ./data; for mnist, ../shared/data/mnist when ./data has none)")
+    mt.add_argument("--download", action="store_true", help="let torchvision download mnist/fashion-mnist/cifar10")
+    mt.add_argument("--data-seed", type=int, default=0, help="fixes the synthetic task and the data splits (default 0)")
+    mt.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own choice)")
+    mt.add_argument("--device", default="cpu", help="torch device, e.g. cpu (default) or cuda")
+    mt.add_argument("--out", type=Path, required=True, help="folder for the table, CSVs and curves.png")
+    mt.add_argument("--quiet", action="store_true", help="no progress lines")
+    mt.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from deap_mln.metatest.run import meta_test
+
+    say = None if args.quiet else (lambda line: print(line, flush=True))
+    result = meta_test(args.loss, args.dataset, args.out, model=args.model, seeds=args.seeds,
+                       first_seed=args.first_seed, steps=args.steps, batch_size=args.batch_size,
+                       optimizer=args.optimizer, lr=args.lr, mln_lr=args.mln_lr, eval_every=args.eval_every,
+                       data_dir=args.data_dir, download=args.download, data_seed=args.data_seed,
+                       threads=args.threads, device=args.device, progress=say)
+    print(result.table)
+    if say:
+        say(f"{len(result.records)} runs in {result.seconds:.1f} s; files in {result.out_dir}")
+    return 0

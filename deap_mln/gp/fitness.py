@@ -1,0 +1,179 @@
+"""Fitness of a symbolic loss: validation accuracy of a small classifier trained briefly with it.
+
+``digits``: scikit-learn's 8x8 digits (10 classes) through :func:`deap_mln.datasets.load_digits_data`;
+its training split (1,347 images) is divided by a seeded permutation into 1,000 images to train
+on and 347 to validate on; the test split (450) is never seen by the search.
+``synthetic``: a binary task of :func:`deap_mln.tasks.make_task` (linear ground truth, 5 inputs)
+with 2,000 training, 1,000 validation and 1,000 test points.
+
+The classifier (an MLP with one hidden ReLU layer, or logistic regression) is trained with Adam
+for a fixed number of steps on mini-batches drawn with replacement. Its initial weights and
+batch order come from the run seed only, so a tree's fitness is a function of the tree: the
+search caches it by canonical expression (:class:`FitnessCache`) and never trains a repeated
+tree twice. A loss that turns NaN or infinite gets :data:`FAILED_ACCURACY`. Training runs torch
+on one thread.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from deap_mln.parallel import single_thread
+from deap_mln.gp.tree import GPLoss, canonical_string, parse_expression
+from deap_mln.seeding import generator, seed_sequence
+
+GP_DATASETS = ("digits", "synthetic")
+FAILED_ACCURACY = 0.0
+DIGITS_VAL_SIZE = 347                        # of the 1,347 training images; 1,000 remain to train on
+SYNTHETIC_SIZES = dict(pool_size=20_000, train_size=2_000, val_size=2_000)  # val half is the test set
+
+
+@dataclass(frozen=True)
+class FitnessData:
+    """Train / validation / test tensors of one fitness setting (inputs flattened)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    source: str
+
+
+@functools.lru_cache(maxsize=4)
+def load_fitness_data(dataset: str, data_seed: int = 0) -> FitnessData:
+    """The data of ``dataset`` (``digits`` or ``synthetic``); the same seed gives the same splits."""
+    if dataset == "digits":
+        from deap_mln.data.datasets import load_digits_data
+
+        data = load_digits_data(data_seed)
+        x, y = data.x_train.flatten(1), data.y_train
+        order = torch.as_tensor(generator(data_seed, "gp-validation-split").permutation(len(y)))
+        val, train = order[:DIGITS_VAL_SIZE], order[DIGITS_VAL_SIZE:]
+        return FitnessData(x[train], y[train], x[val], y[val], data.x_test.flatten(1), data.y_test, 10,
+                           f"{data.source}; training split -> {len(train)} train / {len(val)} validation")
+    if dataset == "synthetic":
+        from deap_mln.data.synthetic import make_task
+
+        task = make_task(data_seed, 0, 0, kind="linear", **SYNTHETIC_SIZES)
+        labels = (task.p_val > 0.5).to(torch.int64)
+        half = len(labels) // 2
+        return FitnessData(task.x_train, task.y_train, task.x_val[:half], labels[:half], task.x_val[half:],
+                           labels[half:], 2, f"make_task(seed={data_seed}, 0, 0, linear): "
+                           f"{len(task.y_train)} train / {half} validation / {len(labels) - half} test")
+    raise ValueError(f"unknown GP dataset {dataset!r}; choose from {', '.join(GP_DATASETS)}")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How each candidate loss is scored; the same for every tree of a run."""
+
+    dataset: str = "digits"
+    data_seed: int = 0
+    seed: int = 0            # the run seed: fixes initial weights and batch order
+    hidden: int = 32         # MLP hidden units; 0 means logistic regression
+    steps: int = 100
+    batch_size: int = 64
+    lr: float = 0.01         # Adam
+
+
+def build_classifier(inputs: int, classes: int, hidden: int) -> nn.Module:
+    if hidden == 0:
+        return nn.Linear(inputs, classes)
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((model(x).argmax(dim=1) == y).to(torch.float64).mean())
+
+
+def train_with_loss(loss: nn.Module, settings: TrainingSettings, final: bool = False) -> float:
+    """Train a fresh classifier with ``loss``; its validation accuracy (test accuracy after
+    training on train + validation when ``final``), or FAILED_ACCURACY if the loss diverged."""
+    data = load_fitness_data(settings.dataset, settings.data_seed)
+    x, y = data.x_train, data.y_train
+    if final:
+        x, y = torch.cat([x, data.x_val]), torch.cat([y, data.y_val])
+    with single_thread(), torch.random.fork_rng():
+        torch.manual_seed(int(seed_sequence(settings.seed, "gp-classifier").generate_state(1)[0]))
+        model = build_classifier(x.shape[1], data.num_classes, settings.hidden)
+        batches = torch.Generator().manual_seed(int(seed_sequence(settings.seed, "gp-batches").generate_state(1)[0]))
+        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        for _ in range(settings.steps):
+            index = torch.randint(len(y), (settings.batch_size,), generator=batches)
+            value = loss(model(x[index]), y[index])
+            if not torch.isfinite(value):
+                return FAILED_ACCURACY
+            if not value.requires_grad:  # a tree without p: zero gradient, the classifier never moves
+                break
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            return FAILED_ACCURACY
+        return accuracy(model, data.x_test, data.y_test) if final else accuracy(model, data.x_val, data.y_val)
+
+
+def evaluate_expression(expression: str, settings: TrainingSettings) -> float:
+    """Fitness of a prefix expression (what the cache sends to ``toolbox.map``)."""
+    return train_with_loss(GPLoss(parse_expression(expression)), settings)
+
+
+def test_accuracy(expression: str, settings: TrainingSettings) -> float:
+    """Test accuracy of a classifier trained on train + validation with the expression."""
+    return train_with_loss(GPLoss(parse_expression(expression)), settings, final=True)
+
+
+@dataclass
+class FitnessCache:
+    """Fitness by canonical expression; every real evaluation is counted and traced.
+
+    ``trace`` holds (evaluation number, fitness, seconds since the cache was made) of each
+    training run in the order they finished; ``hits`` counts trees served from the cache.
+    """
+
+    evaluate: Callable[[str], float]
+    map: Callable = map
+    values: dict[str, float] = field(default_factory=dict)
+    trace: list[tuple[int, float, float]] = field(default_factory=list)
+    hits: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.trace)
+
+    def assign(self, individuals: Sequence) -> int:
+        """Set the fitness of ``individuals``, training only trees not seen before (each
+        distinct one once); returns the number of real evaluations."""
+        keys = [canonical_string(ind) for ind in individuals]
+        todo = list(dict.fromkeys(k for k in keys if k not in self.values))
+        for key, fit in zip(todo, self.map(self.evaluate, todo)):
+            self.values[key] = float(fit)
+            self.trace.append((len(self.trace) + 1, float(fit), time.perf_counter() - self.start))
+        for ind, key in zip(individuals, keys):
+            ind.fitness.values = (self.values[key],)
+        self.hits += len(individuals) - len(todo)
+        return len(todo)
+
+
+def best_so_far(trace: Iterable[tuple[int, float, float]], budget: int) -> float:
+    """The best fitness among the first ``budget`` evaluations of a trace."""
+    values = [fit for n, fit, _ in trace if n <= budget]
+    return max(values) if values else FAILED_ACCURACY
+
+
+def first_reaching(trace: Iterable[tuple[int, float, float]], level: float) -> tuple[int, float] | None:
+    """(evaluations, seconds) when a trace first reached fitness ``level``, or None."""
+    for n, fit, seconds in trace:
+        if fit >= level:
+            return n, seconds
+    return None

@@ -1,0 +1,77 @@
+"""A whole meta-test: losses x seeds on one data set and model, and its report files.
+
+:func:`meta_test` is what ``deap-mln meta-test`` runs; benchmarks and user code call it
+directly. It checks everything it can (loss names and files, the data, the model's fit to
+the data) before the first classifier is trained, so bad input costs nothing.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from deap_mln.data.datasets import DATASETS, load_dataset
+from deap_mln.metatest.baselines import resolve_loss
+from deap_mln.metatest.models import build_model
+from deap_mln.metatest.report import write_report
+from deap_mln.metatest.train import (BASELINE_LR, BATCH_SIZE, CURVE_POINTS, DEFAULT_STEPS, MLN_LR, MetaTestSettings,
+                                     RunRecord, run_meta_test)
+
+
+@dataclass
+class MetaTestResult:
+    """The runs of a meta-test, its markdown table and where its files are."""
+
+    records: list[RunRecord]
+    table: str
+    out_dir: Path
+    seconds: float
+    run_info: dict
+
+
+def meta_test(losses: Sequence[str], dataset: str, out_dir: str | Path, *, model: str = "mlp3", seeds: int = 5,
+              first_seed: int = 0, steps: int | None = None, batch_size: int = BATCH_SIZE, optimizer: str = "adam",
+              lr: float = BASELINE_LR, mln_lr: float = MLN_LR, eval_every: int | None = None,
+              data_dir: str | Path | None = None, download: bool = False, data_seed: int = 0,
+              threads: int | None = None, device: str = "cpu",
+              progress: Callable[[str], None] | None = None) -> MetaTestResult:
+    """Train ``model`` on ``dataset`` with every loss for ``seeds`` seeds; write the report.
+
+    ``losses`` are baseline names (``ce``, ``mse``, ``focal``) or saved loss files; ``steps``
+    defaults to the data set's entry of ``DEFAULT_STEPS``, ``eval_every`` to steps / 20.
+    Returns the runs and the markdown table written to ``out_dir/summary.md``.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device}: CUDA is not available here")
+    specs = [resolve_loss(spec) for spec in losses]
+    labels = [loss.label for loss in specs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"the same loss is listed twice: {' '.join(losses)}")
+    if seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {seeds}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    steps = steps or DEFAULT_STEPS[dataset]
+    settings = MetaTestSettings(model=model, steps=steps, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                                mln_lr=mln_lr, device=device, eval_every=eval_every or max(1, steps // CURVE_POINTS))
+    say = progress or (lambda line: None)
+    data = load_dataset(dataset, Path(data_dir) if data_dir is not None else None, download, data_seed)
+    build_model(settings.model, data.input_shape, data.num_classes)  # a shape mismatch fails before any training
+    say(f"{dataset}: {data.source}")
+    say(f"{settings.model}, {settings.optimizer} {settings.steps} steps, batch {settings.batch_size}, "
+        f"lr {settings.lr:g} (MLN {settings.mln_lr:g}), {torch.get_num_threads()} threads, {seeds} seeds")
+    seed_list = list(range(first_seed, first_seed + seeds))
+    start = time.perf_counter()
+    records = run_meta_test(specs, data, settings, seed_list, progress=progress)
+    seconds = time.perf_counter() - start
+    run_info = {"dataset": dataset, "data_source": data.source, "data_seed": data_seed,
+                "losses": list(losses), "seeds": seed_list, "threads": torch.get_num_threads(),
+                "torch": torch.__version__, "seconds": round(seconds, 2), **asdict(settings)}
+    out = Path(out_dir)
+    table = write_report(records, out, run_info)
+    return MetaTestResult(records, table, out, seconds, run_info)

@@ -1,0 +1,135 @@
+"""Run configuration: one dataclass, two presets, JSON in and out.
+
+Every field is used by the run and checked by :meth:`EvolutionConfig.validate`;
+``docs/configuration.md`` describes each one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from deap_mln.configs import JSONConfig, require
+from deap_mln.mln.network import PAPER_HIDDEN
+
+ALGORITHMS = ("hybrid", "es")
+FITNESS_KINDS = ("meta-mse", "ranking")
+MUTATIONS = ("log-normal", "chaotic")
+EDL_ERRORS = ("brier", "one-minus-p-true")
+EVALUATION_PATHS = ("fast", "exact")
+TASK_KINDS = ("linear", "nonlinear")
+
+
+@dataclass
+class EvolutionConfig(JSONConfig):
+    """Everything that determines an evolution run's numbers (not how many workers ran it)."""
+
+    # search (Algorithm 1 of the Adaptive-MLN paper)
+    algorithm: str = "hybrid"          # hybrid: roulette + one-point crossover + mutation; es: mutation only
+    seed: int = 0
+    mu: int = 25                       # parents kept each generation
+    lambda_: int = 25                  # offspring made each generation
+    generations: int = 100
+    crossover_prob: float = 1.0        # chance a pair of hybrid offspring is crossed (ignored by es)
+    mutation: str = "log-normal"       # log-normal: Eq. 3's Gaussian noise; chaotic: EDL's logistic-map noise
+    chaos_r: float = 4.0               # logistic-map parameter of the chaotic mutation
+    initial_sigma: float = 0.01        # mutation strength of every initial individual
+    tau: float = 0.2                   # learning rate of log-normal self-adaptation (Eq. 3)
+    sigma_floor: float = 1e-5          # sigma never drops below this
+    convergence_epsilon: float = 1e-5  # stop when the best fitness improves less than this ...
+    patience: int = 20                 # ... for this many generations (0: never stop early)
+    dynamic_update: bool = False       # meta-gradient step on every offspring (Algorithm 1, line 18)
+    update_step: float = 0.5           # length of that step in parameter space
+    update_truncation: int = 10        # inner SGD steps unrolled for the meta-gradient
+    # meta-loss network and what its fitness measures
+    hidden: tuple[int, ...] = PAPER_HIDDEN
+    fitness: str = "meta-mse"          # meta-mse: Eq. 1 on synthetic tasks; ranking: EDL's ranking consistency
+    # EDL ranking fitness (fitness="ranking"): synthetic predictions, no classifier training
+    edl_classes: int = 10              # classes of the synthetic probability vectors
+    edl_samples: int = 2048            # predictions drawn per generation
+    edl_pairs: int = 20_000            # prediction pairs compared per generation
+    edl_regimes: tuple[float, ...] = (0.4, 0.3, 0.15, 0.15)  # weights: confident-correct, boundary, confident-wrong, near-uniform
+    edl_tie_tolerance: float = 1e-3    # pairs whose errors differ by less are not compared
+    edl_error: str = "brier"           # error measure the loss must rank like: brier or one-minus-p-true
+    # synthetic meta-tasks
+    task_kind: str = "linear"          # linear: perceptron ground truth; nonlinear: three-layer perceptron
+    input_dim: int = 5
+    mixture_components: int = 50
+    pool_size: int = 500_000
+    train_size: int = 50_000
+    val_size: int = 10_000
+    tasks_per_eval: int = 1            # tasks per generation; every individual of a generation sees the same ones
+    # inner loop (meta-training)
+    inner_lr: float = 0.1
+    inner_batch: int = 100
+    inner_epochs: int = 10
+    # evaluation
+    evaluation: str = "fast"           # fast: tabulated loss; exact: the MLN at every step
+    grid_size: int = 513               # points of the fast path's table over p_true in [0, 1]
+    chunk_size: int = 25               # individuals trained together; fixed here so results never depend on workers
+    checkpoint_every: int = 5          # generations between checkpoints (0: only at the end)
+
+    def validate(self) -> "EvolutionConfig":
+        """Raise ValueError naming the first field that is out of range."""
+        require(self.algorithm in ALGORITHMS, f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        require(self.evaluation in EVALUATION_PATHS, f"evaluation must be one of {EVALUATION_PATHS}, got {self.evaluation!r}")
+        require(self.fitness in FITNESS_KINDS, f"fitness must be one of {FITNESS_KINDS}, got {self.fitness!r}")
+        require(self.mutation in MUTATIONS, f"mutation must be one of {MUTATIONS}, got {self.mutation!r}")
+        require(0 < self.chaos_r <= 4, f"chaos_r must be in (0, 4], got {self.chaos_r}")
+        require(self.edl_classes >= 2, f"edl_classes must be at least 2, got {self.edl_classes}")
+        require(self.edl_samples >= 2 and self.edl_pairs >= 1, "edl_samples must be >= 2 and edl_pairs >= 1")
+        require(len(self.edl_regimes) == 4 and min(self.edl_regimes) >= 0 and sum(self.edl_regimes) > 0,
+             f"edl_regimes must be 4 non-negative weights with a positive sum, got {self.edl_regimes}")
+        require(self.edl_error in EDL_ERRORS, f"edl_error must be one of {EDL_ERRORS}, got {self.edl_error!r}")
+        require(self.edl_tie_tolerance >= 0, f"edl_tie_tolerance must be non-negative, got {self.edl_tie_tolerance}")
+        require(self.task_kind in TASK_KINDS, f"task_kind must be one of {TASK_KINDS}, got {self.task_kind!r}")
+        for name in ("mu", "lambda_", "input_dim", "mixture_components", "pool_size", "train_size",
+                     "val_size", "tasks_per_eval", "inner_batch", "inner_epochs", "chunk_size"):
+            require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("generations", "patience", "checkpoint_every"):
+            require(getattr(self, name) >= 0, f"{name} must be non-negative, got {getattr(self, name)}")
+        require(0.0 <= self.crossover_prob <= 1.0, f"crossover_prob must be in [0, 1], got {self.crossover_prob}")
+        require(self.initial_sigma > 0, f"initial_sigma must be positive, got {self.initial_sigma}")
+        require(self.tau >= 0, f"tau must be non-negative, got {self.tau}")
+        require(0 < self.sigma_floor <= self.initial_sigma,
+             f"sigma_floor must be in (0, initial_sigma], got {self.sigma_floor}")
+        require(not self.dynamic_update or self.fitness == "meta-mse",
+             "dynamic_update differentiates the meta-MSE fitness; it cannot be used with fitness='ranking'")
+        require(self.update_step > 0, f"update_step must be positive, got {self.update_step}")
+        require(self.update_truncation >= 1, f"update_truncation must be at least 1, got {self.update_truncation}")
+        require(self.convergence_epsilon >= 0, f"convergence_epsilon must be non-negative, got {self.convergence_epsilon}")
+        require(len(self.hidden) >= 1 and all(int(h) >= 1 for h in self.hidden),
+             f"hidden must be a non-empty list of positive sizes, got {self.hidden}")
+        require(self.train_size + self.val_size <= self.pool_size,
+             f"train_size + val_size ({self.train_size + self.val_size}) must not exceed pool_size ({self.pool_size})")
+        require(self.inner_batch <= self.train_size,
+             f"inner_batch ({self.inner_batch}) must not exceed train_size ({self.train_size})")
+        require(self.inner_lr > 0, f"inner_lr must be positive, got {self.inner_lr}")
+        require(self.grid_size >= 3, f"grid_size must be at least 3, got {self.grid_size}")
+        return self
+
+    @property
+    def inner_steps(self) -> int:
+        """SGD steps of one inner training: epochs x batches per epoch (last partial batch dropped)."""
+        return self.inner_epochs * (self.train_size // self.inner_batch)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's sizes (Adaptive-MLN, Sec. 4): population 25 + 25, 100 generations,
+    # pool 500,000, tasks of 50,000 / 10,000 points, SGD lr 0.1, batch 100, 10 epochs.
+    "paper": {},
+    # A few minutes on a 2-core laptop: same algorithm and MLN, smaller tasks, fewer generations.
+    "quick": dict(generations=30, pool_size=20_000, train_size=2_000, val_size=2_000,
+                  tasks_per_eval=4, patience=0),
+    # EDL: distribution-free pretraining of a small loss network by ranking consistency,
+    # ES with chaotic mutation; no classifier training, no real data.
+    "edl": dict(algorithm="es", fitness="ranking", mutation="chaotic", hidden=(16, 16), mu=10, lambda_=20,
+                generations=60, initial_sigma=0.05, patience=0, chunk_size=30),
+}
+
+
+def preset(name: str, **overrides: Any) -> EvolutionConfig:
+    """The named preset with field overrides applied, validated."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    return EvolutionConfig.from_dict(values)

@@ -1,0 +1,132 @@
+"""Fitness of candidate losses (Eq. 1 of the Adaptive-MLN paper).
+
+    f(theta) = mean over the generation's tasks of  -MSE(C_GT(x_val), C_theta(x_val)),
+
+where C_theta is a classifier trained with the loss theta. Higher is better, 0 is a
+perfect match. A loss whose training or validation gives a non-finite value gets
+``FAILED_MLN_FITNESS``: -MSE between probabilities is never below -1, so -1 is as bad as a
+real loss can be, and the run goes on.
+
+Two entry points compute the same numbers:
+
+* :func:`population_fitness` trains a chunk of individuals together (fast or exact path);
+* :func:`reference_fitness` trains one individual the straightforward way: an
+  ``nn.Module`` classifier, :class:`~deap_mln.mln.MLNLoss`, ``torch.optim.SGD``. It is the
+  readable specification the batched paths are tested against.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from deap_mln.mln.config import EvolutionConfig
+from deap_mln.mln.inner import classifier_sizes, glorot_layers, train_population, validation_mse
+from deap_mln.mln.network import MLNLoss, genome_to_module
+from deap_mln.mln.population_loss import population_mln_loss
+from deap_mln.parallel import single_thread
+from deap_mln.seeding import torch_generator
+from deap_mln.data.synthetic import Task, generation_tasks
+
+FAILED_MLN_FITNESS = -1.0
+
+
+def fitness_from_mse(mse: torch.Tensor) -> np.ndarray:
+    """-MSE per member, with non-finite values replaced by ``FAILED_MLN_FITNESS``."""
+    mse = mse.double().numpy()
+    return np.where(np.isfinite(mse), -mse, FAILED_MLN_FITNESS)
+
+
+def population_fitness(genomes: np.ndarray, config: EvolutionConfig, tasks: Sequence[Task]) -> np.ndarray:
+    """Fitness of each row of ``genomes`` (P, D), trained together on each task."""
+    g = torch.as_tensor(np.ascontiguousarray(genomes, dtype=np.float32))
+    loss = population_mln_loss(config.evaluation, g, config.hidden, config.grid_size)
+    total = torch.zeros(g.shape[0], dtype=torch.float64)
+    for task in tasks:
+        classifier = train_population(loss, task, g.shape[0], task_kind=config.task_kind, lr=config.inner_lr,
+                                      batch=config.inner_batch, epochs=config.inner_epochs)
+        total += validation_mse(classifier, task).double()
+    return fitness_from_mse(total / len(tasks))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The unit of work sent to a worker: plain data only (config, generation, genomes)."""
+
+    config: EvolutionConfig
+    generation: int
+    genomes: np.ndarray  # (P, D) float32
+
+
+def evaluate_chunk(chunk: Chunk) -> list[float]:
+    """Worker entry point: the fitness of every genome in the chunk, as plain floats.
+
+    ``config.fitness`` picks Eq. 1 on synthetic tasks ("meta-mse") or EDL's ranking
+    consistency ("ranking"); a non-finite result becomes ``FAILED_MLN_FITNESS``.
+    """
+    config = chunk.config
+    with single_thread():
+        if config.fitness == "ranking":
+            from deap_mln.mln.edl import ranking_fitness
+
+            scores = ranking_fitness(chunk.genomes, config, chunk.generation)
+            scores = np.where(np.isfinite(scores), scores, FAILED_MLN_FITNESS)
+        else:
+            scores = population_fitness(chunk.genomes, config, generation_tasks(config, chunk.generation))
+        return [float(f) for f in scores]
+
+
+def make_chunks(genomes: Sequence[np.ndarray], config: EvolutionConfig, generation: int) -> list[Chunk]:
+    """Split genomes into consecutive chunks of ``config.chunk_size``. The split depends on
+    the config only, never on the number of workers, so results do not either."""
+    size = config.chunk_size
+    return [Chunk(config, generation, np.stack([np.asarray(x, dtype=np.float32) for x in genomes[i:i + size]]))
+            for i in range(0, len(genomes), size)]
+
+
+def reference_fitness(genome: np.ndarray, config: EvolutionConfig, tasks: Sequence[Task]) -> float:
+    """Fitness of one genome, the straightforward way (autograd through the MLN at every step).
+
+    The binary classifier's logit z is fed to :class:`MLNLoss` as the two-class logits
+    [0, z], whose softmax gives p(class 1) = sigmoid(z), as in the batched paths.
+    """
+    loss_fn = MLNLoss(genome_to_module(genome, config.hidden))
+    for p in loss_fn.parameters():
+        p.requires_grad_(False)
+    mses = []
+    for task in tasks:
+        classifier = _reference_classifier(classifier_sizes(config.task_kind, task.x_train.shape[1]), task.seed)
+        optimiser = torch.optim.SGD(classifier.parameters(), lr=config.inner_lr)
+        order = torch_generator(task.seed, "batch-order")
+        n, batch = task.x_train.shape[0], config.inner_batch
+        for _ in range(config.inner_epochs):
+            perm = torch.randperm(n, generator=order)
+            for s in range(n // batch):
+                idx = perm[s * batch:(s + 1) * batch]
+                z = classifier(task.x_train[idx]).squeeze(-1)
+                logits = torch.stack([torch.zeros_like(z), z], dim=1)
+                optimiser.zero_grad()
+                loss_fn(logits, task.y_train[idx]).backward()
+                optimiser.step()
+        with torch.no_grad():
+            p = torch.sigmoid(classifier(task.x_val).squeeze(-1))
+            mses.append(float(((p - task.p_val) ** 2).mean()))
+    mse = sum(mses) / len(mses)
+    return -mse if math.isfinite(mse) else FAILED_MLN_FITNESS
+
+
+def _reference_classifier(sizes: Sequence[int], seed: int) -> nn.Sequential:
+    """nn.Sequential with the population classifiers' initial weights."""
+    initial = glorot_layers(sizes, seed)
+    layers: list[nn.Module] = []
+    for i, (w, b) in enumerate(initial):
+        linear = nn.Linear(sizes[i], sizes[i + 1])
+        with torch.no_grad():
+            linear.weight.copy_(w.T)
+            linear.bias.copy_(b)
+        layers += [linear, nn.Tanh()] if i < len(initial) - 1 else [linear]
+    return nn.Sequential(*layers)

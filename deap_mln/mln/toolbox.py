@@ -1,0 +1,109 @@
+"""DEAP creator classes and the toolbox of an MLN evolution.
+
+``creator.Individual`` is a float32 numpy genome with a maximised ``fitness`` and a
+``strategy`` (its sigma). The classes are created when this module is imported, so SCOOP
+and process-pool workers that import it can unpickle individuals.
+
+The toolbox is compatible with DEAP's own algorithms: ``toolbox.select`` is the survival
+selection (the best), as ``algorithms.eaMuPlusLambda`` expects; our loops additionally use
+``toolbox.select_parents`` and ``toolbox.evaluate_population``.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from deap import base, creator, tools
+
+from deap_mln.mln.config import EvolutionConfig
+from deap_mln.mln.fitness import evaluate_chunk, make_chunks
+from deap_mln.mln.dynamic_update import dynamic_update, keep_unchanged
+from deap_mln.mln.network import glorot_genome
+from deap_mln.mln.operators import cx_one_point, mutate_chaotic, mutate_log_normal, select_roulette, select_uniform
+
+
+class Genome(np.ndarray):
+    """float32 1-D array that keeps its attributes when copied or pickled.
+
+    DEAP's own numpy replacement builds arrays through ``list()``, which is slow for
+    175,718 genes; this class copies the buffer directly.
+    """
+
+    def __new__(cls, values: Iterable[float] = ()):
+        return np.array(values, dtype=np.float32, copy=True).view(cls)
+
+    def __deepcopy__(self, memo):
+        clone = np.ndarray.copy(self).view(type(self))
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return clone
+
+    def __reduce__(self):
+        return (type(self), (np.asarray(self),), self.__dict__)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+if not hasattr(creator, "FitnessMax"):
+    creator.create("FitnessMax", base.Fitness, weights=(1.0,))
+if not hasattr(creator, "Individual"):
+    creator.create("Individual", Genome, fitness=creator.FitnessMax, strategy=None)
+
+
+def init_individual(icls: type, hidden: Sequence[int], sigma: float, rng: np.random.Generator):
+    """A Glorot-initialised MLN genome of class ``icls`` with mutation strength ``sigma``."""
+    individual = icls(glorot_genome(hidden, rng))
+    individual.strategy = float(sigma)
+    return individual
+
+
+def make_individual(genome: np.ndarray, sigma: float, fitness: float | None = None, chaos: np.ndarray | None = None):
+    """Wrap a stored genome back into a ``creator.Individual`` (checkpoints, hall of fame)."""
+    individual = creator.Individual(genome)
+    individual.strategy = float(sigma)
+    if fitness is not None:
+        individual.fitness.values = (float(fitness),)
+    if chaos is not None:
+        individual.chaos = np.array(chaos, dtype=np.float64)
+    return individual
+
+
+def evaluate_population(individuals: Sequence[np.ndarray], generation: int, *, config: EvolutionConfig,
+                        map_fn: Callable = map) -> list[tuple[float]]:
+    """Fitness tuples of ``individuals`` on ``generation``'s tasks, chunk by chunk through ``map_fn``."""
+    results = map_fn(evaluate_chunk, make_chunks(individuals, config, generation))
+    return [(f,) for chunk in results for f in chunk]
+
+
+def evaluate_individual(individual: np.ndarray, *, config: EvolutionConfig, generation: int = 0) -> tuple[float]:
+    """DEAP-style single evaluation (for ``algorithms.eaMuPlusLambda`` and custom loops)."""
+    return evaluate_population([individual], generation, config=config)[0]
+
+
+def build_toolbox(config: EvolutionConfig, rng: np.random.Generator, map_fn: Callable = map) -> base.Toolbox:
+    """Register everything an MLN evolution needs for ``config.algorithm``.
+
+    hybrid: roulette parents, one-point crossover, log-normal mutation.
+    es:     uniform parents, log-normal mutation (the loop is run with no crossover).
+    ``refine`` is the dynamic (meta-gradient) update when ``config.dynamic_update``, else a no-op.
+    """
+    tb = base.Toolbox()
+    tb.register("individual", init_individual, creator.Individual, config.hidden, config.initial_sigma, rng)
+    tb.register("population", tools.initRepeat, list, tb.individual)
+    tb.register("mate", cx_one_point, rng=rng)
+    if config.mutation == "chaotic":
+        tb.register("mutate", mutate_chaotic, rng=rng, tau=config.tau, sigma_floor=config.sigma_floor, r=config.chaos_r)
+    else:
+        tb.register("mutate", mutate_log_normal, rng=rng, tau=config.tau, sigma_floor=config.sigma_floor)
+    tb.register("select_parents", select_roulette if config.algorithm == "hybrid" else select_uniform, rng=rng)
+    tb.register("select", tools.selBest)
+    if config.dynamic_update:
+        tb.register("refine", dynamic_update, rng=rng, config=config, step_size=config.update_step,
+                    truncation=config.update_truncation)
+    else:
+        tb.register("refine", keep_unchanged)
+    tb.register("map", map_fn)
+    tb.register("evaluate", evaluate_individual, config=config)
+    tb.register("evaluate_population", evaluate_population, config=config, map_fn=map_fn)
+    return tb

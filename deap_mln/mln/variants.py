@@ -1,0 +1,249 @@
+"""Compare evolution variants over seeds: convergence, held-out fitness, statistics, plots.
+
+Every variant is the same run with a few config fields changed, so every variant gets the
+same number of fitness evaluations, the same seeds and, for a given seed, the same tasks in
+every generation. Each (variant, seed) job leaves a full run directory and a ``result.json``;
+jobs whose result exists are skipped, so an interrupted benchmark resumes where it stopped.
+
+Final losses are compared on *held-out* tasks (a generation no run ever evaluates), the
+same for every variant of a seed, because logbook fitness values of different runs may be
+lucky draws of their last generation's tasks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from deap_mln.io import BEST_LOSS_FILE, RESULT_FILE, write_json, write_text
+from deap_mln.mln.config import EvolutionConfig, preset
+from deap_mln.mln.edl import ranking_fitness
+from deap_mln.mln.fitness import population_fitness
+from deap_mln.mln.inner import train_population
+from deap_mln.mln.network import load_loss_record
+from deap_mln.mln.population_loss import TabulatedMLNLoss
+from deap_mln.mln.run import evolve
+from deap_mln.parallel import single_thread
+from deap_mln.stats import compare, median_iqr
+from deap_mln.data.synthetic import generation_tasks
+from deap_mln.plotting import pyplot
+
+_HYBRID = {"algorithm": "hybrid", "mutation": "log-normal"}
+_ES = {"algorithm": "es", "mutation": "log-normal"}
+VARIANTS: dict[str, dict] = {
+    "hybrid": _HYBRID,                                   # roulette + one-point crossover + adaptive mutation
+    "es": _ES,                                           # the ES-only baseline (paper's Table 3)
+    "hybrid-fixed-sigma": {**_HYBRID, "tau": 0.0},       # no adaptive mutation: sigma stays at its initial value
+    "hybrid-dynamic": {**_HYBRID, "dynamic_update": True},  # with the meta-gradient dynamic update
+    "hybrid-chaotic": {**_HYBRID, "mutation": "chaotic"},   # EDL's logistic-map noise instead of Gaussian
+    "es-chaotic": {**_ES, "mutation": "chaotic"},        # the EDL search
+}
+# budget -> (preset, overrides, default threshold for "evaluations to reach")
+BUDGETS: dict[str, tuple[str, dict, float]] = {
+    # checks the whole pipeline in seconds; its numbers mean nothing
+    "smoke": ("quick", dict(generations=2, hidden=(8, 8), pool_size=2_000, train_size=400, val_size=200,
+                            tasks_per_eval=1, mu=4, lambda_=4, chunk_size=4, update_truncation=3), -0.1),
+    "quick": ("quick", dict(generations=20, tasks_per_eval=2), -0.01),
+    "paper": ("paper", {}, -0.01),
+    "edl": ("edl", {}, 0.995),  # ranking fitness: compare es-chaotic with es (Gaussian)
+}
+HELD_OUT_GENERATION = 1_000_000  # tasks of this generation are never used by a run
+HELD_OUT_TASKS = 5
+
+
+def job_config(budget: str, variant: str, seed: int) -> EvolutionConfig:
+    """The config of one (variant, seed) job; early stopping is off so budgets are equal."""
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    name, overrides, _ = BUDGETS[budget]
+    return preset(name, **overrides, **VARIANTS[variant], seed=seed, patience=0)
+
+
+def held_out_scores(genome: np.ndarray, config: EvolutionConfig) -> dict:
+    """Scores of a loss on held-out data of ``config.seed``.
+
+    meta-MSE fitness: Eq. 1 on held-out tasks, and accuracy of a classifier trained with the
+    loss (inner-loop SGD settings) against the ground truth's labels on their validation points.
+    Ranking fitness: ranking consistency on a held-out sample of predictions.
+    """
+    if config.fitness == "ranking":
+        with single_thread():
+            return dict(held_out_fitness=float(ranking_fitness(genome[None], config, HELD_OUT_GENERATION)[0]))
+    held_out = dataclasses.replace(config, tasks_per_eval=HELD_OUT_TASKS, evaluation="fast")
+    tasks = generation_tasks(held_out, HELD_OUT_GENERATION)
+    with single_thread():
+        fitness = float(population_fitness(genome[None], held_out, tasks)[0])
+        loss = TabulatedMLNLoss(torch.as_tensor(genome[None]), config.hidden, config.grid_size)
+        accuracy = []
+        for task in tasks:
+            classifier = train_population(loss, task, 1, task_kind=config.task_kind, lr=config.inner_lr,
+                                          batch=config.inner_batch, epochs=config.inner_epochs)
+            predicted = classifier.logits(task.x_val)[0] > 0
+            accuracy.append(float((predicted == (task.p_val > 0.5)).float().mean()))
+    return dict(held_out_fitness=fitness, held_out_accuracy=float(np.mean(accuracy)))
+
+
+def run_job(budget: str, variant: str, seed: int, out_dir: str) -> dict:
+    """Evolve one (variant, seed), score its best loss on held-out tasks, write result.json."""
+    run_dir = Path(out_dir) / "runs" / f"{variant}-seed{seed}"
+    result_file = run_dir / RESULT_FILE
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    if run_dir.exists():  # an interrupted job: start it again from scratch
+        for p in run_dir.iterdir():
+            p.unlink()
+    config = job_config(budget, variant, seed)
+    tic = time.perf_counter()
+    run = evolve(config, run_dir, progress=None)
+    rows = list(run.state.logbook)
+    genome = load_loss_record(run_dir / BEST_LOSS_FILE)["genome"].numpy()
+    result = dict(variant=variant, seed=seed, budget=budget,
+                  best=[r["best"] for r in rows], evals=np.cumsum([r["evals"] for r in rows]).tolist(),
+                  failed=int(sum(r["failed"] for r in rows)), final_best=rows[-1]["best"],
+                  seconds=time.perf_counter() - tic, **held_out_scores(genome, config))
+    write_json(result_file, result)
+    return result
+
+
+def _run_job_args(args: tuple) -> dict:
+    return run_job(*args)
+
+
+def evaluations_to_reach(result: dict, threshold: float) -> int | None:
+    """Fitness evaluations spent when the best first reached ``threshold`` (None: never)."""
+    for best, evals in zip(result["best"], result["evals"]):
+        if best >= threshold:
+            return int(evals)
+    return None
+
+
+MEASURES = ("held_out_fitness", "held_out_accuracy", "final_best")
+
+
+def summarise_variants(results: Sequence[dict], variants: Sequence[str], threshold: float) -> dict:
+    """Per-variant medians and quartiles, and each variant against the first one (the reference)."""
+    by_variant = {v: sorted((r for r in results if r["variant"] == v), key=lambda r: r["seed"]) for v in variants}
+    measures = [m for m in MEASURES if results and all(m in r for r in results)]
+    summary = {}
+    for v, rs in by_variant.items():
+        reached = [evaluations_to_reach(r, threshold) for r in rs]
+        hit = [e for e in reached if e is not None]
+        summary[v] = {
+            "seeds": len(rs),
+            **{f"{k}_median": float(np.median([r[k] for r in rs])) for k in (*measures, "seconds")},
+            **{f"{k}_iqr": [float(np.percentile([r[k] for r in rs], q)) for q in (25, 75)] for k in measures},
+            "reached_threshold": f"{len(hit)}/{len(rs)}",
+            "evals_to_threshold_median": float(np.median(hit)) if hit else None,
+            "failed_evaluations": int(sum(r["failed"] for r in rs)),
+        }
+    reference = variants[0]
+    comparisons = {v: {k: compare([r[k] for r in rs], [r[k] for r in by_variant[reference]]) for k in measures}
+                   for v, rs in by_variant.items() if v != reference and rs and by_variant[reference]}
+    return dict(reference=reference, summary=summary, comparisons=comparisons)
+
+
+def plot_results(results: Sequence[dict], variants: Sequence[str], out: Path) -> None:
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, v in enumerate(variants):
+        rs = [r for r in results if r["variant"] == v]
+        if not rs:
+            continue
+        med, lo, hi = median_iqr([r["best"] for r in rs])
+        evals = rs[0]["evals"]
+        ax.plot(evals, med, color=f"C{i}", label=f"{v} (n={len(rs)})")
+        ax.fill_between(evals, lo, hi, color=f"C{i}", alpha=0.2)
+    ax.set_xlabel("fitness evaluations")
+    ax.set_ylabel("best fitness of the generation")
+    ax.set_title("convergence: median and interquartile band over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "convergence.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    present = [v for v in variants if any(r["variant"] == v for r in results)]
+    ax.boxplot([[r["held_out_fitness"] for r in results if r["variant"] == v] for v in present])
+    ax.set_xticks(range(1, len(present) + 1), present)
+    ax.set_ylabel("held-out fitness of the final best loss")
+    ax.set_title("final fitness over seeds")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(out / "final_fitness.png", dpi=120)
+    plt.close(fig)
+
+
+def markdown_report(report: dict) -> str:
+    ref = report["reference"]
+    lines = [f"# Variants compared: budget `{report['budget']}`, {len(report['seeds'])} seeds", "",
+             f"Threshold for 'evaluations to reach': best fitness >= {report['threshold']}.", "",
+             "| variant | seeds | final best (median) | held-out fitness median [IQR] | held-out accuracy median | reached | evals to threshold (median) | s/run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for v, s in report["summary"].items():
+        lo, hi = s["held_out_fitness_iqr"]
+        evals = "-" if s["evals_to_threshold_median"] is None else f"{s['evals_to_threshold_median']:.0f}"
+        accuracy = f"{s['held_out_accuracy_median']:.4f}" if "held_out_accuracy_median" in s else "-"
+        lines.append(f"| {v} | {s['seeds']} | {s['final_best_median']:.5f} | {s['held_out_fitness_median']:.5f} "
+                     f"[{lo:.5f}, {hi:.5f}] | {accuracy} | {s['reached_threshold']} | {evals} | "
+                     f"{s['seconds_median']:.1f} |")
+    if report["comparisons"]:
+        lines += ["", f"Against `{ref}` (two-sided Mann-Whitney U; A12 = P(variant > {ref})):", "",
+                  "| variant | measure | p-value | A12 | magnitude |", "|---|---|---|---|---|"]
+        for v, by_measure in report["comparisons"].items():
+            for measure, c in by_measure.items():
+                lines.append(f"| {v} | {measure} | {c['p_value']:.3g} | {c['a12']:.2f} | {c['magnitude']} |")
+    lines += ["", "![convergence](convergence.png)", "", "![final fitness](final_fitness.png)", ""]
+    return "\n".join(lines)
+
+
+def compare_variants(variants: Sequence[str], seeds: int, budget: str, out_dir: str | Path, *, workers: int = 1,
+                  threshold: float | None = None, progress: Callable[[str], None] | None = print) -> dict:
+    """Run (or resume) every (variant, seed) job, then write bench.json, report.md and the plots.
+
+    The first variant is the reference the others are tested against; ``threshold``
+    defaults to the budget's.
+    """
+    out = Path(out_dir)
+    for v in variants:
+        job_config(budget, v, 0)  # refuse unknown names and invalid combinations before anything runs
+    if threshold is None:
+        threshold = BUDGETS[budget][2]
+    if seeds < 1 or workers < 1:
+        raise ValueError("--seeds and --workers must be at least 1")
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(budget, v, s, str(out)) for s in range(seeds) for v in variants]
+    say = progress or (lambda line: None)
+    results = []
+    if workers == 1:
+        iterator = map(_run_job_args, jobs)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        iterator = pool.map(_run_job_args, jobs)
+    try:
+        for job, result in zip(jobs, iterator):
+            results.append(result)
+            accuracy = f"accuracy {result['held_out_accuracy']:.4f}  " if "held_out_accuracy" in result else ""
+            say(f"{job[1]:>20} seed {job[2]:>2}: held-out fitness {result['held_out_fitness']:.5f}  "
+                f"{accuracy}({result['seconds']:.0f} s)")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    report = dict(budget=budget, variants=list(variants), seeds=list(range(seeds)), threshold=threshold,
+                  held_out=dict(generation=HELD_OUT_GENERATION, tasks=HELD_OUT_TASKS),
+                  **summarise_variants(results, variants, threshold), results=results)
+    write_json(out / "bench.json", report)
+    write_text(out / "report.md", markdown_report(report))
+    plot_results(results, variants, out)
+    return report

@@ -1,0 +1,20 @@
+"""matplotlib for figures written to files, imported on first use.
+
+Every figure of the toolkit is drawn through :func:`pyplot`: it selects the file-only Agg
+backend (no display is needed on a server or a SCOOP worker) and defers matplotlib's import
+(~0.4 s) until a figure is actually drawn, which keeps ``deap-mln --help`` and worker
+start-up light.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` with the Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
