@@ -11,7 +11,7 @@ from deap_mln import launch
 from deap_mln.parallel import resolve_backend
 from deap_mln.mln.run import evolve
 from tests.conftest import tiny_config
-from tests.test_run_cli import TINY_FLAGS, fitness_columns
+from tests.mln.test_run import TINY_FLAGS, fitness_columns
 
 
 def test_auto_backend_is_serial_outside_scoop():

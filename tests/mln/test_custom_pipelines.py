@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "custom_pipelines.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "custom_pipelines.md"
 
 
 def test_the_documented_pipelines_run(tmp_path, monkeypatch):

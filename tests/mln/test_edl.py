@@ -9,7 +9,7 @@ from deap_mln.mln.edl import (REGIMES, prediction_errors, ranking_consistency, r
 from deap_mln.mln.network import load_loss, module_to_genome, MetaLossNetwork
 from deap_mln.mln.operators import advance_chaos, logistic_map, mutate_chaotic
 from deap_mln.mln.toolbox import make_individual
-from tests.test_run_cli import fitness_columns, straight_and_resumed
+from tests.mln.test_run import fitness_columns, straight_and_resumed
 
 
 def test_logistic_map_stays_in_the_open_interval_and_never_sticks(rng):

@@ -17,7 +17,7 @@ from deap_mln.data.datasets import (META_TEST_GENERATION, SHARED_MNIST, default_
                                load_mnist_like, split_official_test_set)
 from deap_mln.data.synthetic import make_task
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHARED = (REPO / SHARED_MNIST).resolve()
 
 

@@ -1,0 +1,126 @@
+"""The package's shape: wings import only downward, no import cycles, argparse only in the CLI.
+
+Every ``import`` statement of every module counts, also those inside functions (imports put
+off for start-up time are still dependencies); only ``if TYPE_CHECKING:`` blocks are skipped.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "deap_mln"
+# A module may import its own subpackage and anything on a lower layer, nothing else.
+LAYERS = {
+    "leaves": 0,    # io, configs, seeding, stats, parallel, saved_losses, plotting, reduction, the package root
+    "data": 1,
+    "mln": 2, "gp": 2,
+    "metatest": 3,
+    "deploy": 4,
+    "cli": 5,
+    "entry": 6,     # __main__, launch
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def room(module: str) -> str:
+    """The subpackage (wing) of a module, or 'leaves' / 'entry' for top-level modules."""
+    parts = module.split(".")
+    if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()):
+        return parts[1]
+    return "entry" if module in ("deap_mln.__main__", "deap_mln.launch") else "leaves"
+
+
+def _skip_type_checking(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        for field in ("body", "orelse"):
+            block = getattr(node, field, None)
+            if isinstance(block, list):
+                setattr(node, field, [n for n in block if not (isinstance(n, ast.If) and isinstance(n.test, ast.Name)
+                                                               and n.test.id == "TYPE_CHECKING")])
+
+
+def imports_of(path: Path) -> set[str]:
+    """deap_mln modules imported anywhere in ``path`` (``from deap_mln.x import y`` counts y if it is a module)."""
+    tree = ast.parse(path.read_text())
+    _skip_type_checking(tree)
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("deap_mln")}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import; the package uses absolute imports"
+            if node.module and node.module.startswith("deap_mln"):
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    found.add(sub if sub in MODULES else node.module)
+    return found
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+GRAPH = {m: imports_of(p) - {m} for m, p in MODULES.items()}
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Imports that leave a module's wing for a wing on the same or a higher layer."""
+    bad = []
+    for module, targets in graph.items():
+        for target in targets:
+            if target == "deap_mln":  # the root holds __version__ and lazy re-exports only
+                continue
+            here, there = room(module), room(target)
+            if here == there and here != "entry":
+                continue
+            if LAYERS[there] >= LAYERS[here]:
+                bad.append(f"{module} -> {target}")
+    return bad
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as a path, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target in graph and target not in state and (cycle := visit(target, path + [target])):
+                return cycle
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module, [module])):
+            return cycle
+    return None
+
+
+def test_every_wing_has_a_layer():
+    assert {room(m) for m in MODULES} <= set(LAYERS)
+
+
+def test_imports_go_only_down_or_within_the_wing():
+    assert upward_imports(GRAPH) == []
+
+
+def test_there_are_no_import_cycles():
+    graph = {m: {t for t in targets if t != "deap_mln"} for m, targets in GRAPH.items()}
+    assert find_cycle(graph) is None
+
+
+def test_argparse_lives_only_in_the_cli():
+    users = [m for m, p in MODULES.items() if "argparse" in {a.name for n in ast.walk(ast.parse(p.read_text()))
+                                                             if isinstance(n, ast.Import) for a in n.names}]
+    assert users and all(room(m) == "cli" for m in users), users
+
+
+def test_the_checks_see_an_upward_import_and_a_cycle():
+    assert upward_imports({"deap_mln.mln.run": {"deap_mln.cli.main"}}) == ["deap_mln.mln.run -> deap_mln.cli.main"]
+    assert upward_imports({"deap_mln.mln.run": {"deap_mln.gp.tree"}}) == ["deap_mln.mln.run -> deap_mln.gp.tree"]
+    assert upward_imports({"deap_mln.deploy.export": {"deap_mln.mln.network", "deap_mln.io"}}) == []
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
