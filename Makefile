@@ -1,6 +1,7 @@
 # Two entry points for a fresh clone; each installs what it needs into .venv first.
 #   make demo   evolve a loss with the quick preset, show it, meta-test it against CE and MSE
-#   make test   run the test suite (what CI runs)
+#   make test   lint and type-check the package, then run the test suite (what CI runs)
+#   make check  lint (ruff) and type-check (mypy) only
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -22,7 +23,11 @@ demo: $(BIN)/.installed
 	$(BIN)/deap-mln meta-test --loss runs/demo/best_loss.pt ce mse --model mlp3 \
 		--dataset digits --seeds 3 --quiet --out runs/demo-digits
 
-test: $(BIN)/.installed
+check: $(BIN)/.installed
+	$(BIN)/ruff check deap_mln tests benchmarks
+	$(BIN)/mypy
+
+test: check
 	$(BIN)/python -m pytest
 
-.PHONY: install demo test
+.PHONY: install demo check test

@@ -40,7 +40,11 @@ _EXPORTS = {
     "export_run": "deap_mln.deploy.export:export_run",
     "plot_loss": "deap_mln.deploy.landscape:plot_loss",
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__", "load_loss", "MLNLoss", "MetaLossNetwork", "EvolutionConfig", "preset", "evolve", "resume",
+    "summarise_run", "build_toolbox", "GPConfig", "gp_preset", "evolve_gp", "GPLoss", "meta_test", "CompiledMLNLoss",
+    "export_run", "plot_loss",
+]
 
 if TYPE_CHECKING:
     from deap_mln.deploy.compiled import CompiledMLNLoss

@@ -75,7 +75,7 @@ class JSONConfig:
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
         """A validated config from ``data``; fields it lacks keep their defaults."""
         if not isinstance(data, dict):
-            raise ValueError(f"a {cls.__name__} must be a JSON object, got {type(data).__name__}")
+            raise ValueError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
         hints = typing.get_type_hints(cls)
         fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
         unknown = sorted(set(data) - set(fields))

@@ -24,8 +24,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 import torch
 
@@ -103,7 +104,7 @@ def scoop_map() -> Iterator[Callable]:
 
     queue = getattr(_control, "execQueue", None)
     processes = int(getattr(scoop, "SIZE", 1) or 1)
-    if processes < 2 or not all(hasattr(queue, name) for name in ("lowwatermark", "movable", "socket")):
+    if processes < 2 or queue is None or not all(hasattr(queue, name) for name in ("lowwatermark", "movable", "socket")):
         yield futures.map
         return
     saved = queue.lowwatermark

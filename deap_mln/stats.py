@@ -7,7 +7,7 @@ scores higher than a run of method B (0.5: no difference; Vargha & Delaney 2000 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -6,8 +6,6 @@ off for start-up time are still dependencies); only ``if TYPE_CHECKING:`` blocks
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "deap_mln"
 # A module may import its own subpackage and anything on a lower layer, nothing else.
 LAYERS = {

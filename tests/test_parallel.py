@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from deap_mln import launch
-from deap_mln.parallel import resolve_backend
 from deap_mln.mln.run import evolve
+from deap_mln.parallel import resolve_backend
 from tests.conftest import tiny_config
 from tests.mln.test_run import TINY_FLAGS, fitness_columns
 

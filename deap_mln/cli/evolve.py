@@ -6,8 +6,16 @@ from pathlib import Path
 
 from deap_mln.cli.argtypes import UsageError, comma_separated, positive_int
 from deap_mln.cli.backend_flags import add_backend_arguments
-from deap_mln.mln.config import (ALGORITHMS, EDL_ERRORS, EVALUATION_PATHS, MUTATIONS, PRESETS, TASK_KINDS,
-                                 EvolutionConfig, preset)
+from deap_mln.mln.config import (
+    ALGORITHMS,
+    EDL_ERRORS,
+    EVALUATION_PATHS,
+    MUTATIONS,
+    PRESETS,
+    TASK_KINDS,
+    EvolutionConfig,
+    preset,
+)
 
 # CLI flag (argparse dest) -> config field, for the overrides of a preset
 OVERRIDES = {

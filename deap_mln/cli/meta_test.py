@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Train classifiers with each loss over several seeds; report test accuracy "
                                     "(table, CSV, markdown, curves.png) and a paired test of each loss against CE.")
     mt.add_argument("--loss", nargs="+", required=True, metavar="LOSS",
-                    help=f"{', '.join(BASELINES)}, or a saved evolved loss file (a run's best_loss.pt: MLN, compiled table or GP)")
+                    help=f"{', '.join(BASELINES)}, or a saved evolved loss file "
+                         "(a run's best_loss.pt: MLN, compiled table or GP)")
     mt.add_argument("--model", choices=MODELS, default="mlp3", help="classifier (default mlp3)")
     mt.add_argument("--dataset", choices=DATASETS, required=True)
     mt.add_argument("--seeds", type=positive_int, default=5, help="runs per loss, seeds first-seed.. (default 5)")

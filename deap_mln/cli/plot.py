@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 
-
 def register(sub: argparse._SubParsersAction) -> None:
     pl = sub.add_parser("plot", help="figures of an evolved loss: heat map, slices against CE/MSE/focal, derivative",
                         description="Plot RUN_DIR/best_loss.pt (or a saved/exported loss file). MLN losses: "

@@ -5,7 +5,7 @@ of classes and a one-line note saying where the data came from and how it was sp
 
 | name | source | split |
 |---|---|---|
-| synthetic-linear / -nonlinear | :func:`deap_mln.tasks.make_task` | its training points / its validation points labelled p_val > 0.5 |
+| synthetic-linear / -nonlinear | :func:`deap_mln.data.synthetic.make_task` | training points / validation points, p_val > 0.5 |
 | digits | scikit-learn ``load_digits`` (1,797 8x8 images, ships with the package) | stratified 1,347 / 450 |
 | mnist1d | ``mnist1d.data.make_dataset`` (generated locally, no network) | the package's 4,000 / 1,000 |
 | mnist, fashion-mnist | torchvision ``MNIST`` / ``FashionMNIST`` (IDX files) | official 60,000 / 10,000 |
@@ -22,12 +22,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from deap_mln.seeding import generator
 from deap_mln.data.synthetic import make_task
+from deap_mln.seeding import generator
 
 DATASETS = ("synthetic-linear", "synthetic-nonlinear", "digits", "mnist1d", "mnist", "fashion-mnist", "cifar10")
 DEFAULT_DATA_DIR = Path("data")
@@ -35,7 +36,7 @@ SHARED_MNIST = Path("..") / "shared" / "data" / "mnist"  # the official MNIST te
 TEST_ONLY_TRAIN_SIZE = 8_000  # of the 10,000 official test images; the other 2,000 are the test set
 # make_task key for meta-test tasks: evolution runs use generations 0, 1, ... and never reach it
 META_TEST_GENERATION = 1_000_000
-SYNTHETIC_SIZES = dict(pool_size=500_000, train_size=50_000, val_size=10_000)  # the paper's
+SYNTHETIC_SIZES: dict[str, Any] = dict(pool_size=500_000, train_size=50_000, val_size=10_000)  # the paper's
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def load_mnist1d(data_seed: int = 0) -> ClassificationData:
         np.random.set_state(state)
     return ClassificationData("mnist1d", torch.as_tensor(d["x"], dtype=torch.float32), torch.as_tensor(d["y"], dtype=torch.int64),
                               torch.as_tensor(d["x_test"], dtype=torch.float32), torch.as_tensor(d["y_test"], dtype=torch.int64),
-                              10, f"mnist1d.data.make_dataset (generated locally, seed 42): {len(d['y'])} train / {len(d['y_test'])} test")
+                              10, f"mnist1d.data.make_dataset (generated locally, seed 42): "
+                                  f"{len(d['y'])} train / {len(d['y_test'])} test")
 
 
 # --------------------------------------------------------------------------- MNIST / Fashion-MNIST
@@ -193,7 +195,8 @@ def load_mnist_like(name: str, root: Path, download: bool = False, data_seed: in
         raw = root / folder / "raw"
         if all(files[k] == raw / IDX_STEMS[k] for k in IDX_STEMS):
             train, test = cls(str(root), train=True), cls(str(root), train=False)
-            arrays = (train.data.numpy(), train.targets.numpy(), test.data.numpy(), test.targets.numpy())
+            arrays: tuple[np.ndarray, ...] = (train.data.numpy(), train.targets.numpy(), test.data.numpy(),
+                                              test.targets.numpy())
             how = f"torchvision {folder} in {root}"
         else:
             arrays = tuple(read_idx(files[k], images=k.endswith("images")) for k in IDX_STEMS)
@@ -227,7 +230,8 @@ def load_cifar10(root: Path, download: bool = False) -> ClassificationData:
         _download("cifar10", root)
     folder = root / cls.base_folder
     if not folder.is_dir():
-        raise FileNotFoundError(f"cifar10: no {cls.base_folder} folder in {root}; pass --data-dir DIR that holds it, or --download")
+        raise FileNotFoundError(f"cifar10: no {cls.base_folder} folder in {root}; "
+                                "pass --data-dir DIR that holds it, or --download")
     try:
         train, test = cls(str(root), train=True), cls(str(root), train=False)
     except RuntimeError as exc:

@@ -218,6 +218,13 @@ class CompiledMLNLoss(nn.Module):
     with :func:`deap_mln.saved_losses.load_saved_loss`.
     """
 
+    # buffers (registered in __init__): the nodal tables and the interpolation kernel derived from them
+    values: torch.Tensor
+    d_true: torch.Tensor
+    d_false: torch.Tensor
+    d_true_false: torch.Tensor
+    kernel: torch.Tensor
+
     def __init__(self, tables: dict[str, torch.Tensor], reduction: str = "mean", metadata: dict | None = None,
                  dtype: torch.dtype = torch.float32):
         super().__init__()

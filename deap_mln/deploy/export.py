@@ -19,8 +19,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from deap_mln import __version__
 from deap_mln.deploy.compiled import DEFAULT_RESOLUTION, CompiledMLNLoss, compile_error
 from deap_mln.io import BEST_LOSS_FILE, CONFIG_FILE

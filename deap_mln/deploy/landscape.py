@@ -29,14 +29,14 @@ from deap_mln.deploy.compiled import interpolate, loss_from_record, mln_pair_fun
 from deap_mln.io import BEST_LOSS_FILE
 from deap_mln.metatest.baselines import FOCAL_GAMMA
 from deap_mln.mln.network import LOSS_FILE_FORMAT, check_mln_record, genome_to_module
-from deap_mln.saved_losses import load_saved_loss, read_record
 from deap_mln.plotting import pyplot
+from deap_mln.saved_losses import load_saved_loss, read_record
 
 FIXED_P_FALSE = (0.0, 0.2, 0.5)
 Q_MIN = 0.01  # baselines are rescaled over p_true in [Q_MIN, ...]: CE is infinite at 0
 
 # (p_true, p_false) -> (g, dg/dp_true, dg/dp_false), float64 tensors of one shape
-Landscape = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+Landscape = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
 
 def mln_landscape(record: dict) -> Landscape:

@@ -38,7 +38,7 @@ class GPConfig(JSONConfig):
     batch_size: int = 64
     lr: float = 0.01
 
-    def validate(self) -> "GPConfig":
+    def validate(self) -> GPConfig:
         """Raise ValueError naming the first field that is out of range."""
         require(self.algorithm in GP_ALGORITHMS, f"algorithm must be one of {GP_ALGORITHMS}, got {self.algorithm!r}")
         require(self.dataset in GP_DATASETS, f"dataset must be one of {GP_DATASETS}, got {self.dataset!r}")
@@ -50,7 +50,8 @@ class GPConfig(JSONConfig):
             require(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)}")
         require(self.tournament_size <= self.population,
              f"tournament_size ({self.tournament_size}) must not exceed population ({self.population})")
-        require(self.top_n <= self.tournament_size, f"top_n ({self.top_n}) must not exceed tournament_size ({self.tournament_size})")
+        require(self.top_n <= self.tournament_size,
+                f"top_n ({self.top_n}) must not exceed tournament_size ({self.tournament_size})")
         require(self.elite < self.population, f"elite ({self.elite}) must be below population ({self.population})")
         require(self.init_min_height <= self.init_max_height <= self.max_height,
              f"need init_min_height <= init_max_height <= max_height, got {self.init_min_height}, "

@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from deap_mln.parallel import single_thread
 from deap_mln.gp.tree import GPLoss, canonical_string, parse_expression
+from deap_mln.parallel import single_thread
 from deap_mln.seeding import generator, seed_sequence
 
 GP_DATASETS = ("digits", "synthetic")
 FAILED_ACCURACY = 0.0
 DIGITS_VAL_SIZE = 347                        # of the 1,347 training images; 1,000 remain to train on
-SYNTHETIC_SIZES = dict(pool_size=20_000, train_size=2_000, val_size=2_000)  # val half is the test set
+SYNTHETIC_SIZES: dict[str, Any] = dict(pool_size=20_000, train_size=2_000, val_size=2_000)  # val half is the test set
 
 
 @dataclass(frozen=True)

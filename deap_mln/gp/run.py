@@ -22,8 +22,18 @@ from deap_mln.gp.config import GPConfig
 from deap_mln.gp.fitness import evaluate_expression, load_fitness_data
 from deap_mln.gp.search import best_of, run_search
 from deap_mln.gp.tree import LossTree, infix_formula, loss_record
-from deap_mln.io import (BEST_LOSS_FILE, CONFIG_FILE, EVALUATIONS_FILE, FITNESS_PLOT, FORMULA_FILE,
-                         GP_CHECKPOINT_FILE, LOGBOOK_FILE, read_json, write_csv, write_text)
+from deap_mln.io import (
+    BEST_LOSS_FILE,
+    CONFIG_FILE,
+    EVALUATIONS_FILE,
+    FITNESS_PLOT,
+    FORMULA_FILE,
+    GP_CHECKPOINT_FILE,
+    LOGBOOK_FILE,
+    read_json,
+    write_csv,
+    write_text,
+)
 from deap_mln.parallel import evaluation_map, resolve_backend
 from deap_mln.plotting import pyplot
 from deap_mln.saved_losses import write_record

@@ -33,8 +33,8 @@ import math
 import operator
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 from deap import base, gp
@@ -318,7 +318,7 @@ def check_tree(tree: gp.PrimitiveTree) -> CheckResult:
 
 # --------------------------------------------------------------------------- saved losses
 
-def loss_record(tree: gp.PrimitiveTree, metadata: Optional[dict] = None) -> dict:
+def loss_record(tree: gp.PrimitiveTree, metadata: dict | None = None) -> dict:
     """The weights-only record of a symbolic loss (for :func:`deap_mln.saved_losses.write_record`)."""
     return {"format": FORMAT, "expression": str(tree), "formula": infix_formula(tree), "metadata": dict(metadata or {})}
 

@@ -4,16 +4,16 @@
 |---|---|---|
 | perceptron | one linear layer on the flattened input | any |
 | mlp3 | three-layer perceptron: flatten -> 128 -> 128 -> K, ReLU | any |
-| lenet | LeNet-5: conv 6@5x5 (padding 2) -> max pool -> conv 16@5x5 -> max pool -> 120 -> 84 -> K, ReLU | images (C, H, W), H, W >= 12 |
-| resnet18 | torchvision ResNet-18, stem adapted to small images: 3x3 stride-1 conv, no max pool | images (C, H, W) |
-| vgg16 | VGG-16 with batch norm (torchvision's layers); max pools that would shrink the map below 1x1 dropped; classifier 512 -> 512 -> K | images (C, H, W) |
+| lenet | LeNet-5: conv 6@5x5 (pad 2), pool, conv 16@5x5, pool, 120, 84, K; ReLU | images, H, W >= 12 |
+| resnet18 | torchvision ResNet-18, stem for small images: 3x3 stride-1 conv, no max pool | images (C, H, W) |
+| vgg16 | VGG-16-BN (torchvision's layers), pools below 1x1 dropped, classifier 512, 512, K | images (C, H, W) |
 
 Inputs with any number of channels are accepted (the first convolution is built for C).
 A model that cannot take a shape raises ``ValueError`` naming the shape and what it needs.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -111,7 +111,8 @@ class VGG16Small(nn.Module):
         for m in self.modules():  # torchvision's VGG initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)

@@ -13,9 +13,9 @@ The mean difference is mean over seeds of (loss accuracy - reference accuracy).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -17,8 +17,16 @@ from deap_mln.data.datasets import DATASETS, load_dataset
 from deap_mln.metatest.baselines import resolve_loss
 from deap_mln.metatest.models import build_model
 from deap_mln.metatest.report import write_report
-from deap_mln.metatest.train import (BASELINE_LR, BATCH_SIZE, CURVE_POINTS, DEFAULT_STEPS, MLN_LR, MetaTestSettings,
-                                     RunRecord, run_meta_test)
+from deap_mln.metatest.train import (
+    BASELINE_LR,
+    BATCH_SIZE,
+    CURVE_POINTS,
+    DEFAULT_STEPS,
+    MLN_LR,
+    MetaTestSettings,
+    RunRecord,
+    run_meta_test,
+)
 
 
 @dataclass

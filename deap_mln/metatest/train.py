@@ -13,15 +13,14 @@ baselines and 1e-4 for evolved (MLN) losses, batch 500, 1,000 steps on synthetic
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from deap_mln.metatest.baselines import BASELINES, LossSpec, resolve_loss
-from deap_mln.data.datasets import DATASETS, ClassificationData, load_dataset
+from deap_mln.data.datasets import ClassificationData
+from deap_mln.metatest.baselines import LossSpec
 from deap_mln.metatest.models import MODELS, build_model
 from deap_mln.seeding import seed_sequence, torch_generator
 

@@ -5,6 +5,6 @@ The data flows through the modules in this order: ``config`` -> ``toolbox`` (``o
 for the ranking fitness) -> ``checkpoint`` -> ``run`` (``plots``); ``network`` is the MLN
 itself and its saved-loss format, ``variants`` compares variants over seeds.
 """
-from deap_mln.mln.network import MLNLoss, MetaLossNetwork, load_loss, save_loss
+from deap_mln.mln.network import MetaLossNetwork, MLNLoss, load_loss, save_loss
 
 __all__ = ["MLNLoss", "MetaLossNetwork", "load_loss", "save_loss"]

@@ -6,8 +6,8 @@ the toolbox (roulette or uniform parents) and by the crossover probability (0 fo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 from deap import base, tools

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,13 +17,13 @@ from deap import tools
 
 from deap_mln.io import atomic_write
 from deap_mln.mln.algorithms import EvolutionState, new_hall_of_fame
-from deap_mln.mln.toolbox import make_individual
+from deap_mln.mln.individual import make_individual
 
 CHECKPOINT_FORMAT = "deap_mln.checkpoint/1"
 
 
 def _individual_arrays(individuals) -> dict[str, np.ndarray]:
-    arrays = dict(genomes=np.stack([np.asarray(i, dtype=np.float32) for i in individuals]),
+    arrays: dict[str, np.ndarray] = dict(genomes=np.stack([np.asarray(i, dtype=np.float32) for i in individuals]),
                   sigmas=np.array([i.strategy for i in individuals], dtype=np.float64),
                   fitness=np.array([i.fitness.values[0] for i in individuals], dtype=np.float64))
     states = [getattr(i, "chaos", None) for i in individuals]
@@ -48,8 +49,9 @@ def save_checkpoint(path: str | Path, state: EvolutionState, rng: np.random.Gene
     pop = _individual_arrays(state.population)
     hof = _individual_arrays(state.hall_of_fame)
     with atomic_write(path, suffix=".tmp.npz") as tmp:  # np.savez appends .npz to other names
-        np.savez(tmp, meta=np.array(json.dumps(meta)),
-                 **{f"population_{k}": v for k, v in pop.items()}, **{f"hof_{k}": v for k, v in hof.items()})
+        arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **{f"population_{k}": v for k, v in pop.items()},
+                                  **{f"hof_{k}": v for k, v in hof.items()}}
+        np.savez(tmp, **arrays)
 
 
 def load_checkpoint(path: str | Path, rng: np.random.Generator) -> EvolutionState:

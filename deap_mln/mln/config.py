@@ -68,7 +68,7 @@ class EvolutionConfig(JSONConfig):
     chunk_size: int = 25               # individuals trained together; fixed here so results never depend on workers
     checkpoint_every: int = 5          # generations between checkpoints (0: only at the end)
 
-    def validate(self) -> "EvolutionConfig":
+    def validate(self) -> EvolutionConfig:
         """Raise ValueError naming the first field that is out of range."""
         require(self.algorithm in ALGORITHMS, f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
         require(self.evaluation in EVALUATION_PATHS, f"evaluation must be one of {EVALUATION_PATHS}, got {self.evaluation!r}")

@@ -14,16 +14,16 @@ is comparable with a mutation's, whose expected length is sigma * sqrt(n).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from deap_mln.data.synthetic import Task, make_task
 from deap_mln.mln.config import EvolutionConfig
 from deap_mln.mln.inner import classifier_sizes, glorot_layers
 from deap_mln.mln.network import batched_mln_forward, eq4_inputs
 from deap_mln.seeding import torch_generator
-from deap_mln.data.synthetic import Task, make_task
 
 
 def _logits(params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -17,28 +17,28 @@ Two entry points compute the same numbers:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from deap_mln.data.synthetic import Task, generation_tasks
 from deap_mln.mln.config import EvolutionConfig
 from deap_mln.mln.inner import classifier_sizes, glorot_layers, train_population, validation_mse
 from deap_mln.mln.network import MLNLoss, genome_to_module
 from deap_mln.mln.population_loss import population_mln_loss
 from deap_mln.parallel import single_thread
 from deap_mln.seeding import torch_generator
-from deap_mln.data.synthetic import Task, generation_tasks
 
 FAILED_MLN_FITNESS = -1.0
 
 
 def fitness_from_mse(mse: torch.Tensor) -> np.ndarray:
     """-MSE per member, with non-finite values replaced by ``FAILED_MLN_FITNESS``."""
-    mse = mse.double().numpy()
-    return np.where(np.isfinite(mse), -mse, FAILED_MLN_FITNESS)
+    values = mse.double().numpy()
+    return np.where(np.isfinite(values), -values, FAILED_MLN_FITNESS)
 
 
 def population_fitness(genomes: np.ndarray, config: EvolutionConfig, tasks: Sequence[Task]) -> np.ndarray:
@@ -95,8 +95,8 @@ def reference_fitness(genome: np.ndarray, config: EvolutionConfig, tasks: Sequen
     [0, z], whose softmax gives p(class 1) = sigmoid(z), as in the batched paths.
     """
     loss_fn = MLNLoss(genome_to_module(genome, config.hidden))
-    for p in loss_fn.parameters():
-        p.requires_grad_(False)
+    for parameter in loss_fn.parameters():
+        parameter.requires_grad_(False)
     mses = []
     for task in tasks:
         classifier = _reference_classifier(classifier_sizes(config.task_kind, task.x_train.shape[1]), task.seed)

@@ -12,12 +12,13 @@ tasks, a three-layer perceptron (d -> 32 -> 32 -> 1, tanh) for nonlinear ones.
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 
-from deap_mln.seeding import torch_generator
 from deap_mln.data.synthetic import NONLINEAR_HIDDEN, Task
+from deap_mln.seeding import torch_generator
 
 
 class PopulationLoss(Protocol):

@@ -12,11 +12,14 @@ An individual is a 1-D numpy array (the genome) with two attributes: ``fitness``
 from __future__ import annotations
 
 import math
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
-Ind = TypeVar("Ind", bound=np.ndarray)
+from deap_mln.mln.individual import Genome
+
+Ind = TypeVar("Ind", bound=Genome)
 
 
 def cx_one_point(ind1: Ind, ind2: Ind, rng: np.random.Generator) -> tuple[Ind, Ind]:
@@ -52,7 +55,7 @@ def mutate_log_normal(individual: Ind, rng: np.random.Generator, tau: float, sig
     """
     individual.strategy = max(sigma_floor, individual.strategy * math.exp(tau * rng.standard_normal()))
     noise = rng.standard_normal(individual.shape[0], dtype=np.float32)
-    individual += np.float32(individual.strategy) * noise
+    np.add(individual, np.float32(individual.strategy) * noise, out=individual)
     return (individual,)
 
 
@@ -122,5 +125,5 @@ def mutate_chaotic(individual: Ind, rng: np.random.Generator, tau: float, sigma_
     noise = np.roll(state, int(rng.integers(state.shape[0])))
     std = noise.std()
     noise = (noise - noise.mean()) / std if std > 0 else np.zeros_like(noise)
-    individual += (individual.strategy * noise).astype(np.float32)
+    np.add(individual, (individual.strategy * noise).astype(np.float32), out=individual)
     return (individual,)

@@ -54,10 +54,11 @@ def plot_loss_shape(genome: np.ndarray, hidden: Sequence[int], path: str | Path,
     raw.set_title("evolved loss (binary, Eq. 4)")
     raw.grid(alpha=0.3)
     keep = q >= 0.01
+    labels = {"evolved": "evolved MLN", "ce": "cross-entropy", "mse": "MSE"}
     for name, color in (("evolved", "C0"), ("ce", "C3"), ("mse", "C2")):
         v = c[name][keep]
         span = v.max() - v.min()
-        norm.plot(q[keep], (v - v.min()) / span if span > 0 else v * 0, label={"evolved": "evolved MLN", "ce": "cross-entropy", "mse": "MSE"}[name], color=color)
+        norm.plot(q[keep], (v - v.min()) / span if span > 0 else v * 0, label=labels[name], color=color)
     norm.set_xlabel("p_true")
     norm.set_ylabel("loss rescaled to [0, 1]")
     norm.set_title(title or "shape against CE and MSE")

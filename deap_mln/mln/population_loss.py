@@ -17,12 +17,12 @@ which is all the inner loop needs.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-from deap_mln.mln.network import batched_mln_forward, eq4_inputs
 from deap_mln.mln.inner import PopulationLoss
+from deap_mln.mln.network import batched_mln_forward, eq4_inputs
 
 
 def p_true(logits: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:

@@ -15,8 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from deap_mln import __version__
-from deap_mln.io import (BEST_LOSS_FILE, CONFIG_FILE, FITNESS_PLOT, LOGBOOK_FILE, LOSS_SHAPE_PLOT,
-                         MLN_CHECKPOINT_FILE, write_csv)
+from deap_mln.io import (
+    BEST_LOSS_FILE,
+    CONFIG_FILE,
+    FITNESS_PLOT,
+    LOGBOOK_FILE,
+    LOSS_SHAPE_PLOT,
+    MLN_CHECKPOINT_FILE,
+    write_csv,
+)
 from deap_mln.mln.algorithms import EvolutionState, mu_plus_lambda, start_evolution
 from deap_mln.mln.checkpoint import load_checkpoint, save_checkpoint
 from deap_mln.mln.config import EvolutionConfig

@@ -1,72 +1,22 @@
-"""DEAP creator classes and the toolbox of an MLN evolution.
+"""The toolbox of an MLN evolution: every operator the loop calls, registered by name.
 
-``creator.Individual`` is a float32 numpy genome with a maximised ``fitness`` and a
-``strategy`` (its sigma). The classes are created when this module is imported, so SCOOP
-and process-pool workers that import it can unpickle individuals.
-
-The toolbox is compatible with DEAP's own algorithms: ``toolbox.select`` is the survival
+Individuals are ``creator.Individual`` (:mod:`deap_mln.mln.individual`). The toolbox is
+compatible with DEAP's own algorithms: ``toolbox.select`` is the survival
 selection (the best), as ``algorithms.eaMuPlusLambda`` expects; our loops additionally use
 ``toolbox.select_parents`` and ``toolbox.evaluate_population``.
 """
 from __future__ import annotations
 
-import copy
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from deap import base, creator, tools
 
 from deap_mln.mln.config import EvolutionConfig
-from deap_mln.mln.fitness import evaluate_chunk, make_chunks
 from deap_mln.mln.dynamic_update import dynamic_update, keep_unchanged
-from deap_mln.mln.network import glorot_genome
+from deap_mln.mln.fitness import evaluate_chunk, make_chunks
+from deap_mln.mln.individual import init_individual
 from deap_mln.mln.operators import cx_one_point, mutate_chaotic, mutate_log_normal, select_roulette, select_uniform
-
-
-class Genome(np.ndarray):
-    """float32 1-D array that keeps its attributes when copied or pickled.
-
-    DEAP's own numpy replacement builds arrays through ``list()``, which is slow for
-    175,718 genes; this class copies the buffer directly.
-    """
-
-    def __new__(cls, values: Iterable[float] = ()):
-        return np.array(values, dtype=np.float32, copy=True).view(cls)
-
-    def __deepcopy__(self, memo):
-        clone = np.ndarray.copy(self).view(type(self))
-        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
-        return clone
-
-    def __reduce__(self):
-        return (type(self), (np.asarray(self),), self.__dict__)
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
-
-if not hasattr(creator, "FitnessMax"):
-    creator.create("FitnessMax", base.Fitness, weights=(1.0,))
-if not hasattr(creator, "Individual"):
-    creator.create("Individual", Genome, fitness=creator.FitnessMax, strategy=None)
-
-
-def init_individual(icls: type, hidden: Sequence[int], sigma: float, rng: np.random.Generator):
-    """A Glorot-initialised MLN genome of class ``icls`` with mutation strength ``sigma``."""
-    individual = icls(glorot_genome(hidden, rng))
-    individual.strategy = float(sigma)
-    return individual
-
-
-def make_individual(genome: np.ndarray, sigma: float, fitness: float | None = None, chaos: np.ndarray | None = None):
-    """Wrap a stored genome back into a ``creator.Individual`` (checkpoints, hall of fame)."""
-    individual = creator.Individual(genome)
-    individual.strategy = float(sigma)
-    if fitness is not None:
-        individual.fitness.values = (float(fitness),)
-    if chaos is not None:
-        individual.chaos = np.array(chaos, dtype=np.float64)
-    return individual
 
 
 def evaluate_population(individuals: Sequence[np.ndarray], generation: int, *, config: EvolutionConfig,

@@ -15,13 +15,14 @@ import dataclasses
 import json
 import multiprocessing
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from deap_mln.data.synthetic import generation_tasks
 from deap_mln.io import BEST_LOSS_FILE, RESULT_FILE, write_json, write_text
 from deap_mln.mln.config import EvolutionConfig, preset
 from deap_mln.mln.edl import ranking_fitness
@@ -31,9 +32,8 @@ from deap_mln.mln.network import load_loss_record
 from deap_mln.mln.population_loss import TabulatedMLNLoss
 from deap_mln.mln.run import evolve
 from deap_mln.parallel import single_thread
-from deap_mln.stats import compare, median_iqr
-from deap_mln.data.synthetic import generation_tasks
 from deap_mln.plotting import pyplot
+from deap_mln.stats import compare, median_iqr
 
 _HYBRID = {"algorithm": "hybrid", "mutation": "log-normal"}
 _ES = {"algorithm": "es", "mutation": "log-normal"}
@@ -188,7 +188,8 @@ def markdown_report(report: dict) -> str:
     ref = report["reference"]
     lines = [f"# Variants compared: budget `{report['budget']}`, {len(report['seeds'])} seeds", "",
              f"Threshold for 'evaluations to reach': best fitness >= {report['threshold']}.", "",
-             "| variant | seeds | final best (median) | held-out fitness median [IQR] | held-out accuracy median | reached | evals to threshold (median) | s/run |",
+             "| variant | seeds | final best (median) | held-out fitness median [IQR] | held-out accuracy median "
+             "| reached | evals to threshold (median) | s/run |",
              "|---|---|---|---|---|---|---|---|"]
     for v, s in report["summary"].items():
         lo, hi = s["held_out_fitness_iqr"]
@@ -226,7 +227,7 @@ def compare_variants(variants: Sequence[str], seeds: int, budget: str, out_dir: 
     say = progress or (lambda line: None)
     results = []
     if workers == 1:
-        iterator = map(_run_job_args, jobs)
+        iterator: Iterator[dict] = map(_run_job_args, jobs)
         pool = None
     else:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))

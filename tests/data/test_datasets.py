@@ -13,8 +13,15 @@ import torch
 from torchvision import datasets as tv
 
 from deap_mln.cli import main
-from deap_mln.data.datasets import (META_TEST_GENERATION, SHARED_MNIST, default_data_dir, find_idx_files, load_dataset,
-                               load_mnist_like, split_official_test_set)
+from deap_mln.data.datasets import (
+    META_TEST_GENERATION,
+    SHARED_MNIST,
+    default_data_dir,
+    find_idx_files,
+    load_dataset,
+    load_mnist_like,
+    split_official_test_set,
+)
 from deap_mln.data.synthetic import make_task
 
 REPO = Path(__file__).resolve().parents[2]

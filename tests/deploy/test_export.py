@@ -16,8 +16,7 @@ from deap_mln.deploy.export import export_run
 from deap_mln.mln.network import LOSS_FILE_FORMAT, MLNLoss, load_loss
 from deap_mln.mln.run import evolve
 from deap_mln.saved_losses import load_saved_loss, write_record
-
-from .conftest import tiny_config
+from tests.conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -149,4 +148,5 @@ def test_plot_of_a_formula_loss(tmp_path, monkeypatch, capsys):
     assert main(["export", str(run), "--format", "table"]) == 2
     assert "cannot be compiled" in capsys.readouterr().err
     assert main(["export", str(run), "--format", "weights"]) == 0
-    assert load_saved_loss(run / "exported_weights.pt", reduction="none")(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long)).shape == (3,)
+    loss = load_saved_loss(run / "exported_weights.pt", reduction="none")
+    assert loss(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long)).shape == (3,)

@@ -9,12 +9,24 @@ import torch
 from torch.nn import functional as F
 
 from deap_mln.cli import main
-from deap_mln.gp.tree import (CONSTANT_IN_P, FORMAT, KNOWN_LOSSES, MISSING_VARIABLE, NON_FINITE, PREFERS_WRONG, GPLoss,
-                         canonical_string, check_tree, infix_formula, loss_from_record, loss_record,
-                         parse_expression)
 from deap_mln.gp.fitness import FitnessCache, evaluate_expression
 from deap_mln.gp.run import evolve_gp, resume_gp
 from deap_mln.gp.search import GPConfig, python_random, run_search
+from deap_mln.gp.tree import (
+    CONSTANT_IN_P,
+    FORMAT,
+    KNOWN_LOSSES,
+    MISSING_VARIABLE,
+    NON_FINITE,
+    PREFERS_WRONG,
+    GPLoss,
+    canonical_string,
+    check_tree,
+    infix_formula,
+    loss_from_record,
+    loss_record,
+    parse_expression,
+)
 from deap_mln.saved_losses import load_saved_loss, read_record, write_record
 
 # a tiny run: few trees, few generations, 20 training steps on the synthetic task

@@ -10,11 +10,11 @@ import torch
 from scipy import stats
 from torch.nn import functional as F
 
-from deap_mln.metatest.baselines import FocalLoss, SoftmaxMSELoss, baseline_loss, resolve_loss
 from deap_mln.cli import main
 from deap_mln.data.datasets import load_dataset
-from deap_mln.metatest.train import LossSpec, MetaTestSettings, evaluation_steps, train_and_evaluate
+from deap_mln.metatest.baselines import FocalLoss, SoftmaxMSELoss, baseline_loss, resolve_loss
 from deap_mln.metatest.report import paired_comparison, summarise_losses
+from deap_mln.metatest.train import LossSpec, MetaTestSettings, evaluation_steps, train_and_evaluate
 from deap_mln.mln.network import MetaLossNetwork, MLNLoss, load_loss, module_to_genome, save_loss
 
 

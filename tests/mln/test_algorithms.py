@@ -4,7 +4,8 @@ from deap import algorithms, tools
 
 from deap_mln.mln.algorithms import has_converged, mu_plus_lambda, population_record, start_evolution
 from deap_mln.mln.fitness import FAILED_MLN_FITNESS
-from deap_mln.mln.toolbox import build_toolbox, evaluate_population, make_individual
+from deap_mln.mln.individual import make_individual
+from deap_mln.mln.toolbox import build_toolbox, evaluate_population
 from tests.conftest import tiny_config
 
 
@@ -71,8 +72,8 @@ def test_toolbox_works_with_deaps_own_ea_mu_plus_lambda(config, rng):
 
 
 def _best_on_fresh_tasks(genomes, config):
-    from deap_mln.mln.fitness import population_fitness
     from deap_mln.data.synthetic import generation_tasks
+    from deap_mln.mln.fitness import population_fitness
 
     return population_fitness(np.stack(genomes), config, generation_tasks(config, 10_000))
 

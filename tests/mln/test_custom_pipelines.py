@@ -21,4 +21,5 @@ def test_the_documented_pipelines_run(tmp_path, monkeypatch):
     assert state.generation == 2 and all(0.0 <= f <= 1.0 for f in fitness)  # accuracies now
     assert len(namespace["population"]) == 6 and namespace["hof"][0].fitness.valid
     assert (tmp_path / "my_loss.pt").is_file()
-    assert np.abs(np.asarray(namespace["best"])).max() <= 1.0  # initial genomes are within Glorot bounds < 1; offspring were clipped
+    # initial genomes are within Glorot bounds < 1; offspring were clipped
+    assert np.abs(np.asarray(namespace["best"])).max() <= 1.0

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from deap_mln.mln.dynamic_update import dynamic_update, meta_gradient, truncated_meta_loss, update_task
+from deap_mln.mln.individual import make_individual
 from deap_mln.mln.network import glorot_genome
-from deap_mln.mln.toolbox import build_toolbox, make_individual
+from deap_mln.mln.toolbox import build_toolbox
 from tests.conftest import tiny_config
 
 

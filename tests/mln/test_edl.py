@@ -4,11 +4,10 @@ import torch
 
 from deap_mln.cli import main
 from deap_mln.mln.config import preset
-from deap_mln.mln.edl import (REGIMES, prediction_errors, ranking_consistency, ranking_fitness,
-                          sample_predictions)
-from deap_mln.mln.network import load_loss, module_to_genome, MetaLossNetwork
+from deap_mln.mln.edl import REGIMES, prediction_errors, ranking_consistency, ranking_fitness, sample_predictions
+from deap_mln.mln.individual import make_individual
+from deap_mln.mln.network import MetaLossNetwork, load_loss, module_to_genome
 from deap_mln.mln.operators import advance_chaos, logistic_map, mutate_chaotic
-from deap_mln.mln.toolbox import make_individual
 from tests.mln.test_run import fitness_columns, straight_and_resumed
 
 

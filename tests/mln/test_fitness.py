@@ -5,12 +5,11 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from deap_mln.mln.fitness import (FAILED_MLN_FITNESS, evaluate_chunk, make_chunks, population_fitness,
-                              reference_fitness)
+from deap_mln.data.synthetic import generation_tasks
+from deap_mln.mln.fitness import FAILED_MLN_FITNESS, evaluate_chunk, make_chunks, population_fitness, reference_fitness
 from deap_mln.mln.inner import train_population
 from deap_mln.mln.network import genome_layout, glorot_genome
 from deap_mln.mln.population_loss import ExactMLNLoss, TabulatedMLNLoss, interpolate, tabulate_binary_mln
-from deap_mln.data.synthetic import generation_tasks
 from tests.conftest import tiny_config
 
 
@@ -68,7 +67,8 @@ def test_nonlinear_tasks_train_a_three_layer_classifier_and_agree_with_reference
 
 def test_fitness_is_negative_mse_and_better_losses_score_higher(config):
     tasks = generation_tasks(config, 0)
-    sign_only = lambda slope: type("L", (), {"logit_gradient": lambda self, z, s: slope * torch.sigmoid(-s * z) * s / z.shape[1]})()
+    sign_only = lambda slope: type("L", (), {
+        "logit_gradient": lambda self, z, s: slope * torch.sigmoid(-s * z) * s / z.shape[1]})()
     # a loss that pushes towards the true class vs one that pushes away from it
     good = train_population(sign_only(-1.0), tasks[0], 1)
     bad = train_population(sign_only(+1.0), tasks[0], 1)

@@ -3,8 +3,18 @@ import numpy as np
 import pytest
 import torch
 
-from deap_mln.mln.network import (MLNLoss, MetaLossNetwork, batched_mln_forward, genome_size, genome_to_module,
-                          glorot_genome, load_loss, load_loss_record, module_to_genome, save_loss)
+from deap_mln.mln.network import (
+    MetaLossNetwork,
+    MLNLoss,
+    batched_mln_forward,
+    genome_size,
+    genome_to_module,
+    glorot_genome,
+    load_loss,
+    load_loss_record,
+    module_to_genome,
+    save_loss,
+)
 
 
 def test_paper_architecture_has_175718_parameters():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from deap import tools
 
+from deap_mln.mln.individual import make_individual
 from deap_mln.mln.operators import cx_one_point, mutate_log_normal, roulette_weights, select_roulette, select_uniform
-from deap_mln.mln.toolbox import make_individual
 
 
 def _ind(values, sigma=0.1, fitness=None):

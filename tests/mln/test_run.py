@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from deap_mln.mln.checkpoint import load_checkpoint
 from deap_mln.cli import main
+from deap_mln.mln.checkpoint import load_checkpoint
 from deap_mln.mln.network import load_loss, load_loss_record
 from deap_mln.mln.run import evolve, resume
 from tests.conftest import tiny_config

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from deap_mln.mln.variants import VARIANTS, evaluations_to_reach, job_config, compare_variants, summarise_variants
 from deap_mln.cli import main
+from deap_mln.mln.variants import VARIANTS, compare_variants, evaluations_to_reach, job_config, summarise_variants
 
 
 def test_variants_differ_only_in_their_overrides_and_share_the_budget():
