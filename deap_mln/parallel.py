@@ -1,12 +1,16 @@
 """Map backends for ``toolbox.map``: serial, SCOOP, or a local process pool.
 
-Work is sent as chunks of plain arrays (see :class:`deap_mln.fitness.Chunk`) and comes back
+Work is sent as chunks of plain arrays (see :class:`deap_mln.mln.fitness.Chunk`) and comes back
 as plain floats. Every backend returns results in input order, and a chunk's result does
 not depend on the process that computed it, so the backend never changes the numbers.
 
 SCOOP: start the run under its launcher, which takes a script path::
 
-    python -m scoop -n 4 "$(command -v deap-mln)" evolve --preset quick --out runs/q
+    python -m scoop -n 4 "$(python -c 'import deap_mln.launch as m; print(m.__file__)')" \
+        evolve --preset quick --out runs/q
+
+(:mod:`deap_mln.launch` rather than the ``deap-mln`` script: SCOOP reports even a clean
+``SystemExit(0)`` as an error.)
 
 Outside the launcher, ``backend="auto"`` runs serially (no SCOOP fallback warnings).
 
@@ -71,7 +75,8 @@ def resolve_backend(backend: str, workers: int) -> str:
     if backend == "auto":
         return "scoop" if scoop_is_running() else ("process" if workers > 1 else "serial")
     if backend == "scoop" and not scoop_is_running():
-        raise ValueError('backend "scoop" needs the SCOOP launcher: python -m scoop -n N "$(command -v deap-mln)" ...')
+        raise ValueError('backend "scoop" needs the SCOOP launcher: python -m scoop -n N '
+                         '"$(python -c \'import deap_mln.launch as m; print(m.__file__)\')" evolve ...')
     return backend
 
 

@@ -33,11 +33,11 @@ OVERRIDES = {
 def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) -> None:
     """Flags shared by `evolve` and `pretrain-edl`: a preset plus overrides of config fields."""
     ev.add_argument("--out", required=True, type=Path, help="run directory to write (or resume)")
-    ev.add_argument("--preset", choices=sorted(PRESETS), default=default_preset,
-                    help=f"base settings (default: {default_preset})")
+    ev.add_argument("--preset", choices=sorted(PRESETS), help=f"base settings (default: {default_preset})")
+    ev.set_defaults(default_preset=default_preset)
     ev.add_argument("--config", type=Path, help="JSON config file (instead of --preset)")
     ev.add_argument("--algorithm", choices=ALGORITHMS, help="hybrid ES-GA or ES-only (default: the preset's)")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=int, help="run seed (default: the config file's, else 0)")
     ev.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     ev.add_argument("--population", type=positive_int, help="mu + lambda, split evenly (paper: 50)")
     ev.add_argument("--mu", type=positive_int, help="parents kept per generation")
@@ -91,10 +91,13 @@ def config_from_args(args: argparse.Namespace) -> EvolutionConfig:
         if args.population % 2 or args.mu is not None or args.lambda_ is not None:
             raise UsageError("--population must be even and not combined with --mu/--lambda")
         overrides["mu"] = overrides["lambda_"] = args.population // 2
-    overrides["seed"] = args.seed
+    if args.seed is not None:
+        overrides["seed"] = args.seed
     if args.config is not None:
+        if args.preset is not None:
+            raise UsageError("--config and --preset are alternatives; give one")
         return EvolutionConfig.load(args.config).replace(**overrides)
-    return preset(args.preset, **overrides)
+    return preset(args.preset or args.default_preset, **overrides)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
 
     say = None if args.quiet else print
     if args.resume:
-        given = [f"--{flag.rstrip('_').replace('_', '-')}" for flag in OVERRIDES if getattr(args, flag) is not None]
+        flags = [*OVERRIDES, "population", "seed", "preset", "config"]
+        given = [f"--{flag.rstrip('_').replace('_', '-')}" for flag in flags if getattr(args, flag) is not None]
         if given:
             raise UsageError(f"--resume continues the run with its own config.json; drop {' '.join(given)}")
         result = resume(args.out, backend=args.backend, workers=args.workers, progress=say)

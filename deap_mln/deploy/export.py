@@ -5,7 +5,7 @@ executing pickled code:
 
 * ``weights``: the loss as it was evolved (an MLN's genome, format ``deap_mln.loss/1``, or
   whatever format the run saved, e.g. a GP formula), with the run's metadata;
-* ``table``: an MLN compiled to a bicubic Hermite table (:mod:`deap_mln.compiled`, format
+* ``table``: an MLN compiled to a bicubic Hermite table (:mod:`deap_mln.deploy.compiled`, format
   ``deap_mln.table_loss/1``), with the table's measured error against the network.
 
 Metadata comes from the run's ``best_loss.pt`` (method, seed, fitness, version, ...) and its

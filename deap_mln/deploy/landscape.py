@@ -54,7 +54,7 @@ def table_landscape(record: dict) -> Landscape:
 
 def baselines(p_true: np.ndarray, p_false: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """CE, MSE and focal loss as functions of p_true; with ``p_false`` None the binary case
-    (MSE = 2 (1 - q)^2, as :mod:`deap_mln.baselines` computes it for two classes), else MSE's
+    (MSE = 2 (1 - q)^2, as :mod:`deap_mln.metatest.baselines` computes it for two classes), else MSE's
     two terms of the true and this false class, (1 - p_true)^2 + p_false^2."""
     with np.errstate(divide="ignore"):
         ce = -np.log(p_true)

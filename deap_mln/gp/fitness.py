@@ -1,9 +1,9 @@
 """Fitness of a symbolic loss: validation accuracy of a small classifier trained briefly with it.
 
-``digits``: scikit-learn's 8x8 digits (10 classes) through :func:`deap_mln.datasets.load_digits_data`;
+``digits``: scikit-learn's 8x8 digits (10 classes) through :func:`deap_mln.data.datasets.load_digits_data`;
 its training split (1,347 images) is divided by a seeded permutation into 1,000 images to train
 on and 347 to validate on; the test split (450) is never seen by the search.
-``synthetic``: a binary task of :func:`deap_mln.tasks.make_task` (linear ground truth, 5 inputs)
+``synthetic``: a binary task of :func:`deap_mln.data.synthetic.make_task` (linear ground truth, 5 inputs)
 with 2,000 training, 1,000 validation and 1,000 test points.
 
 The classifier (an MLP with one hidden ReLU layer, or logistic regression) is trained with Adam

@@ -21,7 +21,7 @@ Known losses in this language (:data:`KNOWN_LOSSES`), used as tests and initial 
 - NGL, "Next Generation Loss" (Akhmedova & Koerber 2024, arXiv:2404.12948):
   mean over batch and classes of exp(alpha - p (1 + y)) - cos(cos(sin(p))), alpha = 2.4092,
   on softmax outputs (as in the authors' ``NGL_torch.py``); again ours is K times their mean.
-- squared error: f = (p - y)^2 (the ``mse`` baseline of :mod:`deap_mln.baselines`).
+- squared error: f = (p - y)^2 (the ``mse`` baseline of :mod:`deap_mln.metatest.baselines`).
 
 :func:`check_tree` is the functional check of efficiency-based GP: it rejects trees without
 both y and p, with non-finite values or gradients on a probe batch, constant in p, or that do

@@ -6,7 +6,7 @@ returns the batch mean:
 - ``ce``: cross-entropy, -log p_y.
 - ``mse``: squared error between softmax probabilities and the one-hot target, summed over
   the K classes (so a binary prediction q for the true class costs 2 (1 - q)^2, the form
-  :mod:`deap_mln.plots` draws).
+  :mod:`deap_mln.mln.plots` draws).
 - ``focal``: focal loss -(1 - p_y)^gamma log p_y with gamma = 2 (Lin et al. 2017).
 
 Anything else given to :func:`resolve_loss` is read as a saved evolved loss with

@@ -11,7 +11,7 @@ Two ways to apply g to a population's logits:
 * :class:`TabulatedMLNLoss` evaluates them once on a grid of q, with exact derivatives
   by autograd, and interpolates during training (the fast path).
 
-Both follow the :class:`~deap_mln.inner.PopulationLoss` protocol: called, they give each
+Both follow the :class:`~deap_mln.mln.inner.PopulationLoss` protocol: called, they give each
 member's mean loss; ``logit_gradient`` gives its gradient with respect to the logits,
 which is all the inner loop needs.
 """
