@@ -7,7 +7,9 @@ start-up light.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 
 def pyplot() -> ModuleType:
@@ -18,3 +20,10 @@ def pyplot() -> ModuleType:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> None:
+    """Lay out ``fig``, write it to ``path`` and free it (figures of long runs must not pile up)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)

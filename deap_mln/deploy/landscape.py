@@ -29,7 +29,7 @@ from deap_mln.deploy.compiled import interpolate, loss_from_record, mln_pair_fun
 from deap_mln.io import BEST_LOSS_FILE
 from deap_mln.metatest.baselines import FOCAL_GAMMA
 from deap_mln.mln.network import LOSS_FILE_FORMAT, check_mln_record, genome_to_module
-from deap_mln.plotting import pyplot
+from deap_mln.plotting import pyplot, save_figure
 from deap_mln.saved_losses import load_saved_loss, read_record
 
 FIXED_P_FALSE = (0.0, 0.2, 0.5)
@@ -108,9 +108,7 @@ def plot_landscape(grid: dict, path: Path, title: str) -> None:
     fig.colorbar(im, ax=ax, label="g(p_true, p_false)")
     _triangle_axes(ax)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_slices(fn: Landscape, path: Path, title: str, points: int = 401) -> None:
@@ -150,9 +148,7 @@ def plot_slices(fn: Landscape, path: Path, title: str, points: int = 401) -> Non
         ax.set_xlabel("p_true")
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_gradient(grid: dict, fn: Landscape, path: Path, title: str, points: int = 401) -> None:
@@ -181,9 +177,7 @@ def plot_gradient(grid: dict, fn: Landscape, path: Path, title: str, points: int
     curve.grid(alpha=0.3)
     curve.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def binary_curve(module: torch.nn.Module, points: int = 399) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -227,9 +221,7 @@ def plot_formula(module: torch.nn.Module, expression: str | None, path: Path, ti
     norm.legend(fontsize=8)
     text = f"{title}\nloss = {expression}" if expression else title
     fig.suptitle(text if len(text) < 400 else text[:397] + "...", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def describe(record: dict) -> str:

@@ -35,7 +35,7 @@ from deap_mln.io import (
     write_text,
 )
 from deap_mln.parallel import evaluation_map, resolve_backend
-from deap_mln.plotting import pyplot
+from deap_mln.plotting import pyplot, save_figure
 from deap_mln.saved_losses import write_record
 
 Progress = Callable[[str], None] | None
@@ -75,9 +75,7 @@ def plot_gp_fitness(logbook: list[dict], path: Path, title: str) -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def formula_text(best: LossTree, config: GPConfig) -> str:

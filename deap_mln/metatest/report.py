@@ -21,7 +21,7 @@ import numpy as np
 
 from deap_mln.io import write_csv, write_json, write_text
 from deap_mln.metatest.train import RunRecord
-from deap_mln.plotting import pyplot
+from deap_mln.plotting import pyplot, save_figure
 
 REFERENCE = "ce"
 WILCOXON_MIN_N = 6
@@ -140,9 +140,7 @@ def plot_curves(records: Sequence[RunRecord], path: str | Path, title: str = "")
     ax.set_title(title or "test accuracy over training (mean +- 1 std over seeds)")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_report(records: Sequence[RunRecord], out_dir: str | Path, run_info: dict, reference: str = REFERENCE) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from deap_mln.mln.population_loss import tabulate_binary_mln
-from deap_mln.plotting import pyplot
+from deap_mln.plotting import pyplot, save_figure
 
 
 def plot_fitness(logbook: Sequence[dict], path: str | Path, title: str = "") -> None:
@@ -27,9 +27,7 @@ def plot_fitness(logbook: Sequence[dict], path: str | Path, title: str = "") -> 
     ax.set_title(title or "fitness per generation")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def binary_loss_curves(genome: np.ndarray, hidden: Sequence[int], points: int = 401) -> dict[str, np.ndarray]:
@@ -64,6 +62,4 @@ def plot_loss_shape(genome: np.ndarray, hidden: Sequence[int], path: str | Path,
     norm.set_title(title or "shape against CE and MSE")
     norm.grid(alpha=0.3)
     norm.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

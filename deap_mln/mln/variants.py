@@ -32,7 +32,7 @@ from deap_mln.mln.network import load_loss_record
 from deap_mln.mln.population_loss import TabulatedMLNLoss
 from deap_mln.mln.run import evolve
 from deap_mln.parallel import single_thread
-from deap_mln.plotting import pyplot
+from deap_mln.plotting import pyplot, save_figure
 from deap_mln.stats import compare, median_iqr
 
 _HYBRID = {"algorithm": "hybrid", "mutation": "log-normal"}
@@ -168,9 +168,7 @@ def plot_results(results: Sequence[dict], variants: Sequence[str], out: Path) ->
     ax.set_title("convergence: median and interquartile band over seeds")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "convergence.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "convergence.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     present = [v for v in variants if any(r["variant"] == v for r in results)]
@@ -179,9 +177,7 @@ def plot_results(results: Sequence[dict], variants: Sequence[str], out: Path) ->
     ax.set_ylabel("held-out fitness of the final best loss")
     ax.set_title("final fitness over seeds")
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(out / "final_fitness.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "final_fitness.png")
 
 
 def markdown_report(report: dict) -> str:
