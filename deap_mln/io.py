@@ -26,6 +26,7 @@ LOSS_SHAPE_PLOT = "loss_shape.png"       # MLN runs
 EVALUATIONS_FILE = "evaluations.csv"     # GP runs: every classifier trained
 FORMULA_FILE = "best_formula.txt"        # GP runs
 RESULT_FILE = "result.json"              # a finished job of `deap-mln bench`
+SCORES_FILE = "scores.json"              # MLN runs: validation and test scores of the kept loss
 
 
 @contextlib.contextmanager

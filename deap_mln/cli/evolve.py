@@ -101,7 +101,7 @@ def config_from_args(args: argparse.Namespace) -> EvolutionConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deap_mln.mln.run import evolve, resume
+    from deap_mln.mln.run import evolve, resume, summary_score_lines
 
     say = None if args.quiet else print
     if args.resume:
@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         result = resume(args.out, backend=args.backend, workers=args.workers, progress=say)
     else:
         result = evolve(config_from_args(args), args.out, backend=args.backend, workers=args.workers, progress=say)
-    print(f"best fitness {result.best_fitness:.5f} after {result.state.generation} generations "
+    print(f"kept loss: fitness {result.best_fitness:.5f} after {result.state.generation} generations "
           f"in {result.seconds:.1f} s; run directory: {result.out_dir}")
+    for line in summary_score_lines(result.scores):
+        print(line)
     return 0

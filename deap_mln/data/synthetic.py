@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -101,11 +102,23 @@ def make_task(seed: int, generation: int, index: int, *, kind: str = "linear", d
     )
 
 
-def generation_tasks(config, generation: int) -> list[Task]:
-    """The tasks every individual evaluated in ``generation`` is trained on."""
+def config_tasks(config: Any, stream: str, generation: int, count: int) -> list[Task]:
+    """``count`` tasks of ``stream`` for ``generation``, at the sizes of an evolution config."""
     return [
         make_task(config.seed, generation, i, kind=config.task_kind, dim=config.input_dim,
                   components=config.mixture_components, pool_size=config.pool_size,
-                  train_size=config.train_size, val_size=config.val_size)
-        for i in range(config.tasks_per_eval)
+                  train_size=config.train_size, val_size=config.val_size, stream=stream)
+        for i in range(count)
     ]
+
+
+def generation_tasks(config: Any, generation: int) -> list[Task]:
+    """The tasks every individual evaluated in ``generation`` is trained on."""
+    return config_tasks(config, "task", generation, config.tasks_per_eval)
+
+
+def fixed_tasks(config: Any, split: str) -> list[Task]:
+    """The run's fixed ``validation`` or ``test`` tasks: the same in every generation, from
+    their own seed streams, never among the tasks evolution trains on."""
+    count = {"validation": config.validation_tasks, "test": config.test_tasks}[split]
+    return config_tasks(config, split, 0, count)

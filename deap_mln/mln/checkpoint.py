@@ -45,12 +45,15 @@ def save_checkpoint(path: str | Path, state: EvolutionState, rng: np.random.Gene
     path = Path(path)
     meta = dict(format=CHECKPOINT_FORMAT, generation=state.generation, best_history=state.best_history,
                 logbook=list(state.logbook), numpy_rng=rng.bit_generator.state,
-                python_rng=_python_state(), torch_rng=torch.get_rng_state().tolist())
-    pop = _individual_arrays(state.population)
-    hof = _individual_arrays(state.hall_of_fame)
+                python_rng=_python_state(), torch_rng=torch.get_rng_state().tolist(),
+                best_validation=state.best_validation, validation_scores=state.validation_scores)
+    groups = dict(population=state.population, hof=state.hall_of_fame)
+    if state.best_validated is not None:
+        groups["validated"] = [state.best_validated]
+    arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta))}
+    for prefix, individuals in groups.items():
+        arrays |= {f"{prefix}_{k}": v for k, v in _individual_arrays(individuals).items()}
     with atomic_write(path, suffix=".tmp.npz") as tmp:  # np.savez appends .npz to other names
-        arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **{f"population_{k}": v for k, v in pop.items()},
-                                  **{f"hof_{k}": v for k, v in hof.items()}}
         np.savez(tmp, **arrays)
 
 
@@ -77,7 +80,12 @@ def load_checkpoint(path: str | Path, rng: np.random.Generator) -> EvolutionStat
     version, internal, gauss = meta["python_rng"]
     random.setstate((version, tuple(internal), gauss))
     torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
-    return EvolutionState(population, hall_of_fame, logbook, meta["generation"], list(meta["best_history"]))
+    state = EvolutionState(population, hall_of_fame, logbook, meta["generation"], list(meta["best_history"]))
+    if "validated_genomes" in arrays:  # checkpoints of runs without validation tasks have none
+        state.best_validated = _individuals(arrays, "validated")[0]
+        state.best_validation = float(meta["best_validation"])
+        state.validation_scores = {str(k): float(v) for k, v in meta["validation_scores"].items()}
+    return state
 
 
 def _python_state() -> list:

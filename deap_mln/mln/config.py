@@ -58,6 +58,9 @@ class EvolutionConfig(JSONConfig):
     train_size: int = 50_000
     val_size: int = 10_000
     tasks_per_eval: int = 1            # tasks per generation; every individual of a generation sees the same ones
+    validation_tasks: int = 4          # fixed tasks that choose the loss a run keeps (0: keep the best single measurement)
+    validation_top: int = 3            # survivors validated each generation (each genome once)
+    test_tasks: int = 8                # fixed tasks that score the kept loss once, at the end (0: none)
     # inner loop (meta-training)
     inner_lr: float = 0.1
     inner_batch: int = 100
@@ -85,8 +88,10 @@ class EvolutionConfig(JSONConfig):
         for name in ("mu", "lambda_", "input_dim", "mixture_components", "pool_size", "train_size",
                      "val_size", "tasks_per_eval", "inner_batch", "inner_epochs", "chunk_size"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("generations", "patience", "checkpoint_every"):
+        for name in ("generations", "patience", "checkpoint_every", "validation_tasks", "test_tasks"):
             require(getattr(self, name) >= 0, f"{name} must be non-negative, got {getattr(self, name)}")
+        require(self.validation_top >= 1, f"validation_top must be at least 1, got {self.validation_top}")
+        require(self.validation_top <= self.mu, f"validation_top ({self.validation_top}) must not exceed mu ({self.mu})")
         require(0.0 <= self.crossover_prob <= 1.0, f"crossover_prob must be in [0, 1], got {self.crossover_prob}")
         require(self.initial_sigma > 0, f"initial_sigma must be positive, got {self.initial_sigma}")
         require(self.tau >= 0, f"tau must be non-negative, got {self.tau}")
@@ -106,6 +111,11 @@ class EvolutionConfig(JSONConfig):
         require(self.inner_lr > 0, f"inner_lr must be positive, got {self.inner_lr}")
         require(self.grid_size >= 3, f"grid_size must be at least 3, got {self.grid_size}")
         return self
+
+    @property
+    def validate_top(self) -> int:
+        """Survivors validated per generation: ``validation_top``, or 0 without validation tasks."""
+        return self.validation_top if self.validation_tasks else 0
 
     @property
     def inner_steps(self) -> int:

@@ -95,8 +95,9 @@ def ranking_consistency(losses: np.ndarray, errors: np.ndarray, pairs: np.ndarra
     return np.where(np.isfinite(losses).all(axis=1), score, np.nan)
 
 
-def generation_sample(config: EvolutionConfig, generation: int):
-    """The predictions and pairs every individual of ``generation`` is scored on."""
+def generation_sample(config: EvolutionConfig, generation: int | str):
+    """The predictions and pairs every individual of ``generation`` is scored on; a name
+    (``"validation"``, ``"test"``) gives a fixed sample of its own."""
     rng = generator(config.seed, "edl", generation)
     probs, labels, _ = sample_predictions(config.edl_samples, config.edl_classes, config.edl_regimes, rng)
     pairs = rng.integers(config.edl_samples, size=(2, config.edl_pairs))
@@ -114,7 +115,7 @@ def prediction_errors(probs: np.ndarray, labels: np.ndarray, measure: str) -> np
     raise ValueError(f"unknown error measure {measure!r}")
 
 
-def ranking_fitness(genomes: np.ndarray, config: EvolutionConfig, generation: int) -> np.ndarray:
+def ranking_fitness(genomes: np.ndarray, config: EvolutionConfig, generation: int | str) -> np.ndarray:
     """EDL fitness of each row of ``genomes`` (P, D); NaN marks a failed (non-finite) loss."""
     probs, labels, pairs = generation_sample(config, generation)
     with torch.no_grad():

@@ -17,15 +17,16 @@ Two entry points compute the same numbers:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from deap_mln.data.synthetic import Task, generation_tasks
+from deap_mln.data.synthetic import Task, fixed_tasks, generation_tasks
 from deap_mln.mln.config import EvolutionConfig
+from deap_mln.mln.edl import ranking_fitness
 from deap_mln.mln.inner import classifier_sizes, glorot_layers, train_population, validation_mse
 from deap_mln.mln.network import MLNLoss, genome_to_module
 from deap_mln.mln.population_loss import population_mln_loss
@@ -53,13 +54,22 @@ def population_fitness(genomes: np.ndarray, config: EvolutionConfig, tasks: Sequ
     return fitness_from_mse(total / len(tasks))
 
 
+SPLITS = ("evolution", "validation", "test")
+
+
 @dataclass(frozen=True)
 class Chunk:
-    """The unit of work sent to a worker: plain data only (config, generation, genomes)."""
+    """The unit of work sent to a worker: plain data only (config, generation, genomes).
+
+    ``split`` names the tasks: ``evolution`` (the generation's own, what selection sees),
+    or the run's fixed ``validation`` tasks (which loss to keep) or ``test`` tasks (how good
+    the kept loss is, measured once at the end).
+    """
 
     config: EvolutionConfig
     generation: int
     genomes: np.ndarray  # (P, D) float32
+    split: str = "evolution"
 
 
 def evaluate_chunk(chunk: Chunk) -> list[float]:
@@ -71,21 +81,36 @@ def evaluate_chunk(chunk: Chunk) -> list[float]:
     config = chunk.config
     with single_thread():
         if config.fitness == "ranking":
-            from deap_mln.mln.edl import ranking_fitness
-
-            scores = ranking_fitness(chunk.genomes, config, chunk.generation)
+            key = chunk.generation if chunk.split == "evolution" else chunk.split
+            scores = ranking_fitness(chunk.genomes, config, key)
             scores = np.where(np.isfinite(scores), scores, FAILED_MLN_FITNESS)
         else:
-            scores = population_fitness(chunk.genomes, config, generation_tasks(config, chunk.generation))
+            tasks = (generation_tasks(config, chunk.generation) if chunk.split == "evolution"
+                     else fixed_tasks(config, chunk.split))
+            scores = population_fitness(chunk.genomes, config, tasks)
         return [float(f) for f in scores]
 
 
-def make_chunks(genomes: Sequence[np.ndarray], config: EvolutionConfig, generation: int) -> list[Chunk]:
-    """Split genomes into consecutive chunks of ``config.chunk_size``. The split depends on
-    the config only, never on the number of workers, so results do not either."""
-    size = config.chunk_size
-    return [Chunk(config, generation, np.stack([np.asarray(x, dtype=np.float32) for x in genomes[i:i + size]]))
+def make_chunks(genomes: Sequence[np.ndarray], config: EvolutionConfig, generation: int, split: str = "evolution",
+                size: int | None = None) -> list[Chunk]:
+    """Split genomes into consecutive chunks of ``size`` (default ``config.chunk_size``). The
+    split depends on the config only, never on the number of workers, so results do not either."""
+    size = size or config.chunk_size
+    return [Chunk(config, generation, np.stack([np.asarray(x, dtype=np.float32) for x in genomes[i:i + size]]), split)
             for i in range(0, len(genomes), size)]
+
+
+def held_out_fitness(genomes: Sequence[np.ndarray], config: EvolutionConfig, split: str,
+                     map_fn: Callable = map) -> list[float]:
+    """Fitness of each genome on the run's fixed ``validation`` or ``test`` tasks.
+
+    Each genome is trained alone (a chunk of one), so its score depends on nothing but the
+    genome and the config: a survivor validated once need not be validated again.
+    """
+    if split not in ("validation", "test"):
+        raise ValueError(f"held-out split must be 'validation' or 'test', got {split!r}")
+    return [score for chunk in map_fn(evaluate_chunk, make_chunks(genomes, config, 0, split, size=1))
+            for score in chunk]
 
 
 def reference_fitness(genome: np.ndarray, config: EvolutionConfig, tasks: Sequence[Task]) -> float:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from deap import base
 
 from deap_mln import __version__
 from deap_mln.io import (
@@ -22,9 +23,12 @@ from deap_mln.io import (
     LOGBOOK_FILE,
     LOSS_SHAPE_PLOT,
     MLN_CHECKPOINT_FILE,
+    SCORES_FILE,
+    read_json,
     write_csv,
+    write_json,
 )
-from deap_mln.mln.algorithms import EvolutionState, mu_plus_lambda, start_evolution
+from deap_mln.mln.algorithms import EvolutionState, genome_key, mu_plus_lambda, start_evolution
 from deap_mln.mln.checkpoint import load_checkpoint, save_checkpoint
 from deap_mln.mln.config import EvolutionConfig
 from deap_mln.mln.network import load_loss_record, save_loss
@@ -41,17 +45,20 @@ class RunResult:
     out_dir: Path
     state: EvolutionState
     seconds: float
+    scores: dict  # what scores.json holds: validation and test scores of the kept loss
 
     @property
     def best_fitness(self) -> float:
-        return self.state.hall_of_fame[0].fitness.values[0]
+        """The evolution fitness of the kept loss (see :func:`kept_individual`)."""
+        return kept_individual(self.state).fitness.values[0]
 
 
 def mln_progress_line(state: EvolutionState, total: int) -> str:
     """One line per generation: best, mean, sigma, failures and throughput."""
     row = state.logbook[-1]
     rate = row["evals"] / row["seconds"] if row["seconds"] > 0 else float("nan")
-    return (f"gen {row['gen']:>4}/{total}  best {row['best']:.5f}  mean {row['mean']:.5f}  "
+    validation = f"  validation {row['validation']:.5f}" if "validation" in row else ""
+    return (f"gen {row['gen']:>4}/{total}  best {row['best']:.5f}  mean {row['mean']:.5f}{validation}  "
             f"sigma {row['sigma_mean']:.2e}  failed {row['failed']}  {rate:6.1f} evals/s")
 
 
@@ -98,21 +105,47 @@ def _run(config: EvolutionConfig, out: Path, checkpoint_path: Path | None, backe
             state = load_checkpoint(checkpoint_path, rng)
             say(f"resuming {out} at generation {state.generation}")
         else:
-            state = start_evolution(toolbox, config.mu)
+            state = start_evolution(toolbox, config.mu, config.validate_top)
             on_generation(state)
         cxpb = config.crossover_prob if config.algorithm == "hybrid" else 0.0
         mu_plus_lambda(state, toolbox, mu=config.mu, lambda_=config.lambda_, cxpb=cxpb, ngen=config.generations,
                        rng=rng, epsilon=config.convergence_epsilon, patience=config.patience,
-                       on_generation=on_generation)
+                       validate_top=config.validate_top, on_generation=on_generation)
+        scores = final_scores(state, toolbox, config)
     save_checkpoint(out / MLN_CHECKPOINT_FILE, state, rng)
     write_csv(out / LOGBOOK_FILE, list(state.logbook))
-    best = state.hall_of_fame[0]
-    save_loss(out / BEST_LOSS_FILE, best, config.hidden, metadata=dict(
-        method=f"adaptive-mln/{config.algorithm}", seed=config.seed, fitness=float(best.fitness.values[0]),
-        sigma=float(best.strategy), generations=state.generation, version=__version__))
+    write_json(out / SCORES_FILE, scores)
+    kept = kept_individual(state)
+    save_loss(out / BEST_LOSS_FILE, kept, config.hidden, metadata=dict(
+        method=f"adaptive-mln/{config.algorithm}", seed=config.seed, fitness=float(kept.fitness.values[0]),
+        sigma=float(kept.strategy), generations=state.generation, version=__version__,
+        selected_by=scores["kept"]["selected_by"], validation=scores["kept"]["validation"],
+        test=scores["kept"]["test"]))
     plot_fitness(list(state.logbook), out / FITNESS_PLOT, title=f"{config.algorithm}, seed {config.seed}")
-    plot_loss_shape(best, config.hidden, out / LOSS_SHAPE_PLOT)
-    return RunResult(out, state, time.perf_counter() - tic)
+    plot_loss_shape(kept, config.hidden, out / LOSS_SHAPE_PLOT)
+    return RunResult(out, state, time.perf_counter() - tic, scores)
+
+
+def kept_individual(state: EvolutionState):
+    """The loss a run keeps: the best validated one, or without validation tasks the best
+    single measurement (the hall of fame's)."""
+    return state.best_validated if state.best_validated is not None else state.hall_of_fame[0]
+
+
+def final_scores(state: EvolutionState, toolbox: base.Toolbox, config: EvolutionConfig) -> dict:
+    """Scores of the kept loss (and, for comparison, of the best single measurement) on the
+    run's test tasks, measured once here and never used for a choice."""
+    kept, measured = kept_individual(state), state.hall_of_fame[0]
+    same = genome_key(kept) == genome_key(measured)
+    test = toolbox.test([kept] if same else [kept, measured]) if config.test_tasks else [None, None]
+    return dict(
+        kept=dict(selected_by="validation" if state.best_validated is not None else "best single measurement",
+                  fitness=float(kept.fitness.values[0]),
+                  validation=state.best_validation if state.best_validated is not None else None,
+                  test=test[0]),
+        best_single_measurement=dict(fitness=float(measured.fitness.values[0]), test=test[0] if same else test[1],
+                                     same_genome=same),
+        validation_tasks=config.validation_tasks, test_tasks=config.test_tasks)
 
 
 @dataclass(frozen=True)
@@ -125,6 +158,10 @@ class RunSummary:
     genome: np.ndarray
     logbook_lines: list[str]   # the CSV's header and rows
     files: list[str]
+    scores: dict | None        # scores.json: validation and test scores (None for runs made before it existed)
+
+    def score_lines(self) -> list[str]:
+        return summary_score_lines(self.scores)
 
     def lines(self) -> list[str]:
         """The summary as text lines: settings, best loss, first and last generations, files."""
@@ -132,10 +169,27 @@ class RunSummary:
         shown = rows[:3] + (["..."] if len(rows) > 5 else []) + rows[max(3, len(rows) - 2):]
         return [f"run {self.run_dir}: {self.config.algorithm}, seed {self.config.seed}, "
                 f"MLN hidden {list(self.config.hidden)}",
-                f"best loss: fitness {meta['fitness']:.5f}, sigma {meta['sigma']:.3e}, "
+                f"kept loss: fitness {meta['fitness']:.5f}, sigma {meta['sigma']:.3e}, "
                 f"{meta['generations']} generations",
+                *self.score_lines(),
                 "logbook (first and last generations):", *("  " + line for line in shown),
                 "files: " + ", ".join(self.files)]
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.5f}"
+
+
+def summary_score_lines(scores: dict | None) -> list[str]:
+    """How the kept loss was chosen and how it scores on the test tasks."""
+    if not scores:
+        return ["scores: none recorded (a run from before validation and test tasks)"]
+    kept, single = scores["kept"], scores["best_single_measurement"]
+    lines = [f"selected by {kept['selected_by']}: validation {_score(kept['validation'])} "
+             f"({scores['validation_tasks']} fixed tasks), test {_score(kept['test'])} ({scores['test_tasks']} tasks)"]
+    if not single["same_genome"]:
+        lines.append(f"best single measurement (not kept): fitness {single['fitness']:.5f}, test {_score(single['test'])}")
+    return lines
 
 
 def summarise_run(run_dir: str | Path) -> RunSummary:
@@ -148,4 +202,5 @@ def summarise_run(run_dir: str | Path) -> RunSummary:
     logbook = run / LOGBOOK_FILE
     rows = logbook.read_text().splitlines() if logbook.is_file() else []
     files = sorted(p.name for p in run.iterdir() if not p.name.endswith(".tmp"))
-    return RunSummary(run, config, dict(record["metadata"]), record["genome"].numpy(), rows, files)
+    scores = read_json(run / SCORES_FILE, "scores file") if (run / SCORES_FILE).is_file() else None
+    return RunSummary(run, config, dict(record["metadata"]), record["genome"].numpy(), rows, files, scores)

@@ -14,7 +14,7 @@ from deap import base, creator, tools
 
 from deap_mln.mln.config import EvolutionConfig
 from deap_mln.mln.dynamic_update import dynamic_update, keep_unchanged
-from deap_mln.mln.fitness import evaluate_chunk, make_chunks
+from deap_mln.mln.fitness import evaluate_chunk, held_out_fitness, make_chunks
 from deap_mln.mln.individual import init_individual
 from deap_mln.mln.operators import cx_one_point, mutate_chaotic, mutate_log_normal, select_roulette, select_uniform
 
@@ -36,7 +36,8 @@ def build_toolbox(config: EvolutionConfig, rng: np.random.Generator, map_fn: Cal
 
     hybrid: roulette parents, one-point crossover, log-normal mutation.
     es:     uniform parents, log-normal mutation (the loop is run with no crossover).
-    ``refine`` is the dynamic (meta-gradient) update when ``config.dynamic_update``, else a no-op.
+    ``refine`` is the dynamic (meta-gradient) update when ``config.dynamic_update``, else a no-op;
+    ``validate`` and ``test`` score genomes on the run's fixed validation and test tasks.
     """
     tb = base.Toolbox()
     tb.register("individual", init_individual, creator.Individual, config.hidden, config.initial_sigma, rng)
@@ -56,4 +57,6 @@ def build_toolbox(config: EvolutionConfig, rng: np.random.Generator, map_fn: Cal
     tb.register("map", map_fn)
     tb.register("evaluate", evaluate_individual, config=config)
     tb.register("evaluate_population", evaluate_population, config=config, map_fn=map_fn)
+    tb.register("validate", held_out_fitness, config=config, split="validation", map_fn=map_fn)
+    tb.register("test", held_out_fitness, config=config, split="test", map_fn=map_fn)
     return tb

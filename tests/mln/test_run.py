@@ -10,8 +10,9 @@ from deap_mln.mln.network import load_loss, load_loss_record
 from deap_mln.mln.run import evolve, resume
 from tests.conftest import tiny_config
 
-RUN_FILES = {"config.json", "checkpoint.npz", "logbook.csv", "best_loss.pt", "fitness.png", "loss_shape.png"}
-FITNESS_COLUMNS = ("gen", "evals", "failed", "best", "mean", "std", "worst", "sigma_mean", "sigma_min", "sigma_max")
+RUN_FILES = {"config.json", "checkpoint.npz", "logbook.csv", "best_loss.pt", "fitness.png", "loss_shape.png", "scores.json"}
+FITNESS_COLUMNS = ("gen", "evals", "failed", "best", "mean", "std", "worst", "sigma_mean", "sigma_min", "sigma_max",
+                   "validation", "validated_best")
 TINY_FLAGS = ["--hidden", "8,8", "--pool-size", "2000", "--train-size", "400", "--val-size", "200",
               "--tasks-per-eval", "2", "--epochs", "5", "--population", "12", "--chunk-size", "6", "--generations", "3"]
 
@@ -27,7 +28,9 @@ def test_run_directory_holds_every_file(tmp_path, config):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["hidden"] == [8, 8]
     record = load_loss_record(tmp_path / "run" / "best_loss.pt")
     assert record["metadata"]["fitness"] == result.best_fitness
-    np.testing.assert_array_equal(record["genome"].numpy(), result.state.hall_of_fame[0])
+    np.testing.assert_array_equal(record["genome"].numpy(), result.state.best_validated)
+    assert record["metadata"]["selected_by"] == "validation"
+    assert record["metadata"]["validation"] == result.state.best_validation == result.scores["kept"]["validation"]
     assert len(fitness_columns(tmp_path / "run" / "logbook.csv")) == config.generations + 1
     load_loss(tmp_path / "run" / "best_loss.pt")  # usable as a loss module
 
@@ -121,4 +124,4 @@ def test_show_summarises_a_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["show", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "best loss: fitness" in text and "logbook.csv" in text
+    assert "kept loss: fitness" in text and "selected by validation" in text and "logbook.csv" in text
