@@ -1,14 +1,11 @@
 """Meta-test results: per-loss summary, paired tests against cross-entropy, files and figure.
 
 Each loss is compared with the reference loss (``ce``) over the seeds, pairing the two runs
-that share a seed (same initial weights, same batches):
-
-- n >= 6 seeds: Wilcoxon signed-rank test (two-sided, ``scipy.stats.wilcoxon``);
-- 2 <= n < 6: paired t-test (two-sided, ``scipy.stats.ttest_rel``), because the signed-rank
-  test cannot reach p < 0.05 with fewer than 6 pairs;
-- identical accuracies on every seed: p = 1; n < 2: no test.
-
-The mean difference is mean over seeds of (loss accuracy - reference accuracy).
+that share a seed (same initial weights, same batches), by :func:`deap_mln.stats.compare_paired`:
+the mean over seeds of (loss accuracy - reference accuracy), its 95% percentile bootstrap
+interval, and the two-sided p of an exact sign-flip test (Monte Carlo above 16 seeds).
+With n < 5 seeds neither p nor interval is reported: no test of n pairs can give p below
+2/2^n (0.25 for n = 3). Identical accuracies on every seed (n >= 5): p = 1.
 """
 from __future__ import annotations
 
@@ -22,9 +19,16 @@ import numpy as np
 from deap_mln.io import write_csv, write_json, write_text
 from deap_mln.metatest.train import RunRecord
 from deap_mln.plotting import pyplot, save_figure
+from deap_mln.stats import (
+    BOOTSTRAP_RESAMPLES,
+    EXACT_MAX_PAIRS,
+    MIN_PAIRS_FOR_TEST,
+    MONTE_CARLO_DRAWS,
+    compare_paired,
+    min_sign_flip_p,
+)
 
 REFERENCE = "ce"
-WILCOXON_MIN_N = 6
 FILES = ("summary.csv", "summary.md", "per_seed.csv", "curves.csv", "curves.png", "settings.json")
 
 
@@ -33,10 +37,13 @@ class PairedComparison:
     """A loss against the reference over paired seeds."""
 
     reference: str
-    test: str              # "wilcoxon signed-rank", "paired t-test", "identical" or "none (n < 2)"
+    test: str              # "sign-flip (exact)", "sign-flip (Monte Carlo, ...)", "identical" or "too few seeds ..."
     n: int
     mean_difference: float  # mean of (loss - reference) test accuracy
-    p_value: float          # two-sided; nan without a test
+    p_value: float          # two-sided; nan for n < 5
+    ci_low: float           # 95% percentile bootstrap interval of mean_difference; nan for n < 5
+    ci_high: float
+    min_p_value: float      # 2/2^n: the smallest p any exact test of n paired seeds can give
 
 
 @dataclass(frozen=True)
@@ -55,21 +62,9 @@ class LossSummary:
 
 
 def paired_comparison(values: Sequence[float], reference_values: Sequence[float], reference: str = REFERENCE) -> PairedComparison:
-    """Two-sided paired test of ``values`` against ``reference_values`` (same seeds, same order)."""
-    from scipy import stats
-
-    a, b = np.asarray(values, dtype=float), np.asarray(reference_values, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"paired test needs equal numbers of runs, got {len(a)} and {len(b)}")
-    n, diff = len(a), a - b
-    mean_diff = float(diff.mean()) if n else math.nan
-    if n < 2:
-        return PairedComparison(reference, "none (n < 2)", n, mean_diff, math.nan)
-    if np.all(diff == 0):
-        return PairedComparison(reference, "identical", n, 0.0, 1.0)
-    if n >= WILCOXON_MIN_N:
-        return PairedComparison(reference, "wilcoxon signed-rank", n, mean_diff, float(stats.wilcoxon(a, b).pvalue))
-    return PairedComparison(reference, "paired t-test", n, mean_diff, float(stats.ttest_rel(a, b).pvalue))
+    """``values`` against ``reference_values`` (same seeds, same order): :func:`deap_mln.stats.compare_paired`."""
+    r = compare_paired(values, reference_values)
+    return PairedComparison(reference, r.test, r.n, r.mean_difference, r.p_value, r.ci_low, r.ci_high, r.min_p_value)
 
 
 def _by_loss(records: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
@@ -100,7 +95,17 @@ def summarise_losses(records: Sequence[RunRecord], reference: str = REFERENCE) -
 
 
 def _p(p: float) -> str:
-    return "n/a" if math.isnan(p) else (f"{p:.2e}" if p < 1e-3 else f"{p:.3f}")
+    return f"n/a (n < {MIN_PAIRS_FOR_TEST})" if math.isnan(p) else (f"{p:.2e}" if p < 1e-3 else f"{p:.3f}")
+
+
+def _csv_number(x: float, fmt: str = ".6f") -> str:
+    return "" if math.isnan(x) else format(x, fmt)  # no number rather than "nan": nothing was estimated
+
+
+def _difference(c: PairedComparison) -> str:
+    if math.isnan(c.ci_low):
+        return f"{c.mean_difference:+.4f}"
+    return f"{c.mean_difference:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}]"
 
 
 def summary_row(s: LossSummary) -> dict:
@@ -109,19 +114,40 @@ def summary_row(s: LossSummary) -> dict:
     return dict(loss=s.loss, runs=s.runs, mean_accuracy=f"{s.mean:.6f}", std_accuracy=f"{s.std:.6f}",
                 min_accuracy=f"{s.minimum:.6f}", max_accuracy=f"{s.maximum:.6f}", diverged=s.diverged,
                 mean_seconds=f"{s.seconds:.3f}", reference=c.reference if c else "", test=c.test if c else "",
-                mean_difference=f"{c.mean_difference:.6f}" if c else "", p_value=f"{c.p_value:.6g}" if c else "")
+                mean_difference=_csv_number(c.mean_difference) if c else "",
+                ci_low=_csv_number(c.ci_low) if c else "", ci_high=_csv_number(c.ci_high) if c else "",
+                p_value=_csv_number(c.p_value, ".6g") if c else "")
 
 
 def markdown_table(summaries: Sequence[LossSummary], reference: str = REFERENCE) -> str:
     """The summary as a markdown table (also what the terminal shows)."""
-    lines = [f"| loss | runs | test accuracy mean | std | diff vs {reference} | test | p | diverged | s/run |",
+    lines = [f"| loss | runs | test accuracy mean | std | diff vs {reference} [95% CI] | test | p | diverged | s/run |",
              "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for s in summaries:
         c = s.comparison
-        vs = (f"{c.mean_difference:+.4f} | {c.test} | {_p(c.p_value)}" if c else
+        vs = (f"{_difference(c)} | {c.test} | {_p(c.p_value)}" if c else
               ("(reference) | | " if s.loss == reference else "n/a | no reference run | "))
         lines.append(f"| {s.loss} | {s.runs} | {s.mean:.4f} | {s.std:.4f} | {vs} | {s.diverged} | {s.seconds:.1f} |")
     return "\n".join(lines)
+
+
+def statistics_note(comparisons: Sequence[PairedComparison], reference: str = REFERENCE) -> str:
+    """The text under the table of summary.md: what the statistics are and what they cannot say."""
+    if not comparisons:
+        return f"No paired tests: {reference} was not among the losses."
+    note = (f"Paired over seeds against {reference}: mean difference (loss - {reference}) in test accuracy with its "
+            f"95% percentile bootstrap interval ({BOOTSTRAP_RESAMPLES:,} resamples); p is two-sided, from the exact "
+            f"sign-flip (paired permutation) test of mean difference 0 over all 2^n sign patterns (Monte Carlo, "
+            f"{MONTE_CARLO_DRAWS:,} patterns, above {EXACT_MAX_PAIRS} seeds). With n seeds no p below 2/2^n is possible. "
+            f"The interval never leaves the range of the per-seed differences: with few seeds it is narrower than "
+            f"a true 95% interval.")
+    small = sorted({c.n for c in comparisons if c.n < MIN_PAIRS_FOR_TEST})
+    if small:
+        n = small[-1]
+        note += (f"\n\nWith {n} seed{'s' if n != 1 else ''} the sample is too small for a p-value or an interval "
+                 f"(needs n >= {MIN_PAIRS_FOR_TEST}): the smallest p any test of the signs could give is "
+                 f"2/2^{n} = {min_sign_flip_p(n):.3g}. Run more seeds (--seeds).")
+    return note
 
 
 def plot_curves(records: Sequence[RunRecord], path: str | Path, title: str = "") -> None:
@@ -161,9 +187,7 @@ def write_report(records: Sequence[RunRecord], out_dir: str | Path, run_info: di
     plot_curves(records, out / "curves.png", title=f"{title}: test accuracy (mean +- 1 std)")
     table = markdown_table(summaries, reference)
     settings = ", ".join(f"{k} {run_info[k]}" for k in ("optimizer", "steps", "batch_size", "lr", "mln_lr") if k in run_info)
-    note = (f"Paired over seeds against {reference}: Wilcoxon signed-rank for n >= {WILCOXON_MIN_N}, "
-            f"else paired t-test; p two-sided." if any(s.comparison for s in summaries)
-            else f"No paired tests: {reference} was not among the losses.")
+    note = statistics_note([s.comparison for s in summaries if s.comparison], reference)
     write_text(out / "summary.md",
         f"# Meta-test: {title}\n\nData: {run_info.get('data_source', '')}\n\nSettings: {settings}.\n\n"
         f"{table}\n\n{note}\n")

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
-from scipy import stats
 from torch.nn import functional as F
 
 from deap_mln.cli import main
 from deap_mln.data.datasets import load_dataset
 from deap_mln.metatest.baselines import FocalLoss, SoftmaxMSELoss, baseline_loss, resolve_loss
-from deap_mln.metatest.report import paired_comparison, summarise_losses
-from deap_mln.metatest.train import LossSpec, MetaTestSettings, evaluation_steps, train_and_evaluate
+from deap_mln.metatest.report import paired_comparison, summarise_losses, write_report
+from deap_mln.metatest.train import LossSpec, MetaTestSettings, RunRecord, evaluation_steps, train_and_evaluate
 from deap_mln.mln.network import MetaLossNetwork, MLNLoss, load_loss, module_to_genome, save_loss
 
 
@@ -65,13 +65,52 @@ def test_saved_evolved_loss_is_accepted_as_a_loss(mln_file, tmp_path):
 def test_paired_comparison_picks_the_test_by_number_of_seeds():
     a, b = [0.91, 0.93, 0.90], [0.90, 0.90, 0.90]
     small = paired_comparison(a, b)
-    assert small.test == "paired t-test" and math.isclose(small.p_value, stats.ttest_rel(a, b).pvalue)
-    assert math.isclose(small.mean_difference, 0.0133333, rel_tol=1e-4)
+    assert small.test == "too few seeds (n = 3 < 5): no test" and math.isnan(small.p_value)
+    assert math.isnan(small.ci_low) and math.isnan(small.ci_high) and small.min_p_value == 0.25
+    assert math.isclose(small.mean_difference, 0.0133333, rel_tol=1e-4) and small.reference == "ce"
     a6, b6 = [0.9, 0.8, 0.85, 0.7, 0.95, 0.6], [0.5, 0.55, 0.5, 0.52, 0.51, 0.4]
     large = paired_comparison(a6, b6)
-    assert large.test == "wilcoxon signed-rank" and math.isclose(large.p_value, 2 / 64)  # exact: all 6 differences positive
-    assert paired_comparison(b, b).p_value == 1.0 and paired_comparison(b, b).test == "identical"
+    assert large.test == "sign-flip (exact)" and math.isclose(large.p_value, 2 / 64)  # all 6 differences positive
+    assert 0 < large.ci_low < large.mean_difference < large.ci_high
+    # differences +1 -1 +2 0 +3 (x 0.01), sum 5 of 7: as extreme are no flip or a flip of one of the 1s, and mirrors
+    mixed = paired_comparison([0.91, 0.89, 0.92, 0.90, 0.93], [0.90] * 5)
+    assert mixed.test == "sign-flip (exact)" and math.isclose(mixed.p_value, 6 / 16)
+    b5 = [0.9] * 5
+    assert paired_comparison(b5, b5).p_value == 1.0 and paired_comparison(b5, b5).test == "identical"
     assert math.isnan(paired_comparison([0.5], [0.4]).p_value)
+
+
+def _records(accuracies: dict[str, list[float]]) -> list[RunRecord]:
+    return [RunRecord(loss, seed, [0, 10], [0.1, acc], False, 1.0)
+            for loss, per_seed in accuracies.items() for seed, acc in enumerate(per_seed)]
+
+
+def test_report_of_three_seeds_prints_no_p_value(tmp_path):
+    # one more test error than CE (1,000 test points) on every seed: the old t-test printed p ~ 1e-28
+    ce = [0.585, 0.602, 0.571]
+    table = write_report(_records({"ce": ce, "mse": [c - 0.001 for c in ce]}), tmp_path, {"model": "mlp3"})
+    md = (tmp_path / "summary.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| mse |"))
+    assert "| -0.0010 | too few seeds (n = 3 < 5): no test | n/a (n < 5) |" in row and row in table
+    assert not re.search(r"\d\.\d+e-\d+", md)  # no p-value in scientific notation anywhere
+    assert "too small for a p-value" in md and "2/2^3 = 0.25" in md
+    mse = read_csv(tmp_path / "summary.csv")[1]
+    assert mse["p_value"] == "" and mse["ci_low"] == "" and mse["ci_high"] == "" and mse["mean_difference"] == "-0.001000"
+
+
+def test_report_of_six_seeds_shows_interval_and_no_p_below_two_over_two_to_the_n(tmp_path):
+    ce = [0.585, 0.602, 0.571, 0.590, 0.600, 0.580]
+    write_report(_records({"ce": ce, "mse": [c - 0.001 for c in ce], "focal": [c + 0.01 * (-1) ** i for i, c in
+                                                                          enumerate(ce)]}), tmp_path, {})
+    rows = {r["loss"]: r for r in read_csv(tmp_path / "summary.csv")}
+    assert float(rows["mse"]["p_value"]) == 2 / 64 and rows["mse"]["test"] == "sign-flip (exact)"
+    assert float(rows["mse"]["ci_low"]) == float(rows["mse"]["ci_high"]) == -0.001
+    assert float(rows["focal"]["p_value"]) == 1.0  # three up, three down by the same amount
+    assert float(rows["focal"]["ci_low"]) < 0 < float(rows["focal"]["ci_high"])
+    md = (tmp_path / "summary.md").read_text()
+    assert "| -0.0010 [-0.0010, -0.0010] | sign-flip (exact) | 0.031 |" in md and "too small" not in md
+    for row in rows.values():
+        assert row["p_value"] == "" or float(row["p_value"]) >= 2 / 2 ** 6
 
 
 def test_same_seed_same_start_for_every_loss_and_nan_losses_stop(digits):
@@ -104,7 +143,9 @@ def test_cli_end_to_end_and_deterministic(tmp_path, mln_file, capsys):
     assert (tmp_path / "a" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = read_csv(tmp_path / "a" / "summary.csv")
     assert [r["loss"] for r in summary] == ["ce", "mse", "focal", str(mln_file)]
-    assert summary[0]["test"] == "" and summary[1]["test"] == "paired t-test" and summary[1]["reference"] == "ce"
+    assert summary[0]["test"] == "" and summary[1]["reference"] == "ce"
+    assert summary[1]["test"] == "too few seeds (n = 2 < 5): no test" and summary[1]["p_value"] == ""
+    assert "n/a (n < 5)" in table and "2/2^2 = 0.5" in (tmp_path / "a" / "summary.md").read_text()
     per_seed = read_csv(tmp_path / "a" / "per_seed.csv")
     ce = [float(r["final_accuracy"]) for r in per_seed if r["loss"] == "ce"]
     assert len(per_seed) == 8 and math.isclose(float(summary[0]["mean_accuracy"]), np.mean(ce), abs_tol=1e-6)
