@@ -6,19 +6,19 @@ Run from the repository root (the package installed)::
     python benchmarks/deploy_overhead.py --quick                       # smoke check, seconds
 
 Times one training step (forward, backward, Adam step) on random 10-class 28x28 batches of
-256 for LeNet-5 (``deap_mln.models``, "lenet") and a 784-256-10 MLP, each with
+256 for LeNet-5 (``deap_mln.metatest.models``, "lenet") and a 784-256-10 MLP, each with
 
 * ``ce``: ``nn.CrossEntropyLoss``;
 * ``mln``: :class:`deap_mln.mln.MLNLoss` with the paper-size MLN (175,718 parameters),
   the saved loss of ``--loss`` or, without it, a Glorot-initialised one;
-* ``compiled``: :class:`deap_mln.compiled.CompiledMLNLoss` of the same MLN at ``--resolution``.
+* ``compiled``: :class:`deap_mln.deploy.compiled.CompiledMLNLoss` of the same MLN at ``--resolution``.
 
 All in one process with ``torch.set_num_threads(--threads)`` (default 2). After a warm-up,
 each repeat times a block of steps of every loss in turn (the order rotates between repeats,
 so load from other processes falls on all of them alike); the reported time per step is the
 median over repeats. The load average before and after is recorded: this machine may be
 shared. It also measures the compiled table's error against the network
-(:func:`deap_mln.compiled.compile_error`) and the compile time.
+(:func:`deap_mln.deploy.compiled.compile_error`) and the compile time.
 
 Writes ``deploy_overhead.json`` and ``deploy_overhead.md`` (stem: ``--name``) to ``--out``
 (default ``benchmarks/results``; with ``--quick`` a temporary directory). ``--compare-schemes``
@@ -27,22 +27,16 @@ adds the interpolation-scheme comparison of docs/deploy.md (Hermite against bili
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 import torch
 from torch import nn
 
-import deap_mln
 from deap_mln.deploy.compiled import (
     DEFAULT_RESOLUTION,
     CompiledMLNLoss,
@@ -52,40 +46,20 @@ from deap_mln.deploy.compiled import (
     tabulate,
     value_and_gradient,
 )
+from deap_mln.metatest.models import build_model
 from deap_mln.mln.network import (
     PAPER_HIDDEN,
     MLNLoss,
     genome_to_module,
-    glorot_genome,
     load_loss_record,
 )
-from deap_mln.metatest.models import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
 LOSSES = ("ce", "mln", "compiled")
 
 
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def machine() -> dict:
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor()
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    return dict(date=dt.datetime.now().isoformat(timespec="seconds"), cpu_model=cpu, cpu_count=os.cpu_count(),
-                python=platform.python_version(), torch=torch.__version__, deap_mln=deap_mln.__version__,
-                git_commit=git("rev-parse", "HEAD") or None)
-
-
 def mlp(input_shape, num_classes: int) -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), 256), nn.ReLU(), nn.Linear(256, num_classes))
+    return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), 256), nn.ReLU(),
+                         nn.Linear(256, num_classes))
 
 
 MODELS = {"lenet5": lambda: build_model("lenet", (1, 28, 28), 10), "mlp_784_256_10": lambda: mlp((1, 28, 28), 10)}
@@ -145,7 +119,8 @@ def bilinear(tables: dict, p_true: torch.Tensor, p_false: torch.Tensor) -> list[
     i, j = x.floor().clamp(0, last - 1), y.floor().clamp(0, last - 1)
     u, v = x - i, y - j
     i, j = i.long(), j.long()
-    return [t[i, j] * (1 - u) * (1 - v) + t[i + 1, j] * u * (1 - v) + t[i, j + 1] * (1 - u) * v + t[i + 1, j + 1] * u * v
+    return [t[i, j] * (1 - u) * (1 - v) + t[i + 1, j] * u * (1 - v)
+            + t[i, j + 1] * (1 - u) * v + t[i + 1, j + 1] * u * v
             for t in (tables["values"], tables["d_true"], tables["d_false"])]
 
 
@@ -155,9 +130,7 @@ def compare_schemes(mln: nn.Module, resolutions, probes: int) -> list[dict]:
     exact = value_and_gradient(mln_pair_function(mln), p_true, p_false)
     rows = []
     for r in resolutions:
-        tic = time.perf_counter()
-        tables = tabulate(mln_pair_function(mln), r)
-        seconds = time.perf_counter() - tic
+        tables, seconds = harness.timed(tabulate, mln_pair_function(mln), r)
         hermite = compile_error(mln, CompiledMLNLoss(tables), probes=probes)
         approx = bilinear(tables, p_true, p_false)
         value_error = (approx[0] - exact[0]).abs()
@@ -168,17 +141,17 @@ def compare_schemes(mln: nn.Module, resolutions, probes: int) -> list[dict]:
             relative_gradient_error=float(grad_error.max()) / scale,
             p99_relative_gradient_error=float(torch.quantile(grad_error.float(), 0.99)) / scale,
             mean_relative_gradient_error=float(grad_error.mean()) / scale)))
-        print(f"resolution {r}: hermite {rows[-1]['hermite']['relative_value_error']:.2e}, "
-              f"bilinear {rows[-1]['bilinear']['relative_value_error']:.2e} (value, of range)", flush=True)
+        harness.say(f"resolution {r}: hermite {rows[-1]['hermite']['relative_value_error']:.2e}, "
+                    f"bilinear {rows[-1]['bilinear']['relative_value_error']:.2e} (value, of range)")
     return rows
 
 
 def markdown(report: dict) -> str:
     m, s = report["machine"], report["settings"]
     lines = ["# Deploying evolved losses: training-step overhead", "",
-             f"{m['date']}; {m['cpu_model']}, {m['cpu_count']} CPUs; Python {m['python']}, torch {m['torch']}, "
-             f"torch threads {s['threads']}. Load average (1, 5, 15 min) before {report['load_before']}, after "
-             f"{report['load_after']}. Command: `{report['command']}`.", "",
+             f"{harness.machine_line(m)}; torch threads {s['threads']}. "
+             f"Load average (1, 5, 15 min) before {report['load_before']}, after {report['load_after']}. "
+             f"Command: `{report['command']}`.", "",
              f"One step = forward + backward + Adam step on a random batch of {s['batch']} 28x28 images, 10 classes; "
              f"median over {s['repeats']} repeats of {s['steps']} steps after {s['warmup']} warm-up steps "
              f"(IQR in brackets); on a loaded machine the fastest repeat is the least disturbed one. "
@@ -198,7 +171,8 @@ def markdown(report: dict) -> str:
                   f"{e['max_value_error']:.2e} = {e['relative_value_error']:.1e} of the loss's range "
                   f"({e['value_range']:.3g}); gradient error max {e['relative_gradient_error']:.1e}, "
                   f"99th percentile {e['p99_relative_gradient_error']:.1e}, mean "
-                  f"{e['mean_relative_gradient_error']:.1e} of the largest partial derivative ({e['gradient_scale']:.3g}).", ""]
+                  f"{e['mean_relative_gradient_error']:.1e} of the largest partial derivative "
+                  f"({e['gradient_scale']:.3g}).", ""]
     if report.get("schemes"):
         lines += ["Interpolation schemes on the same tables and probes (errors relative to the loss's range and to "
                   "the largest partial derivative):", "",
@@ -227,47 +201,45 @@ def main(argv=None) -> int:
     parser.add_argument("--compare-schemes", type=int, nargs="*", metavar="R",
                         help="also compare Hermite with bilinear tables at these resolutions (default 65 129 257 513)")
     parser.add_argument("--skip-timing", action="store_true", help="only the error measurements")
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--name", default="deploy_overhead", help="file name stem of the results (default deploy_overhead)")
+    parser.add_argument("--out", type=Path, help="results directory (default benchmarks/results; "
+                                                 "with --quick a temporary directory)")
+    parser.add_argument("--name", default="deploy_overhead", help="file name stem of the results (default %(default)s)")
     parser.add_argument("--quick", action="store_true", help="tiny settings, results to a temporary directory")
     args = parser.parse_args(argv)
     if args.quick:
         args.resolution, args.warmup, args.steps, args.repeats, args.probes = 33, 1, 2, 2, 2_000
         args.compare_schemes = [9, 17] if args.compare_schemes is not None else None
-    out = args.out or (Path(tempfile.mkdtemp(prefix="deploy_overhead_")) if args.quick else ROOT / "benchmarks" / "results")
+    out = harness.output_dir(args.out, args.quick, "deploy_overhead")
+    report = dict(command=harness.command_line(__file__, argv), machine=harness.machine_info(),
+                  load_before=harness.load_average())
     torch.set_num_threads(args.threads)
-    report = dict(command="python " + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
-                  machine=machine(), load_before=load(),
-                  settings=dict(threads=torch.get_num_threads(), batch=args.batch, warmup=args.warmup, steps=args.steps,
-                                repeats=args.repeats, resolution=args.resolution))
+    report["settings"] = dict(threads=torch.get_num_threads(), batch=args.batch, warmup=args.warmup, steps=args.steps,
+                              repeats=args.repeats, resolution=args.resolution)
     if args.loss:
         record = load_loss_record(args.loss)
         mln = genome_to_module(record["genome"].numpy(), record["hidden"])
-        source = f"{args.loss} ({record['metadata'].get('method', '?')}, fitness {record['metadata'].get('fitness', float('nan')):.4g})"
+        meta = record["metadata"]
+        source = f"{args.loss} ({meta.get('method', '?')}, fitness {meta.get('fitness', float('nan')):.4g})"
     else:
-        mln = genome_to_module(glorot_genome(PAPER_HIDDEN, np.random.default_rng(0)))
+        mln = genome_to_module(harness.glorot_genomes(PAPER_HIDDEN, 1, seed=0)[0])
         source = "Glorot-initialised paper MLN (seed 0)"
     for p in mln.parameters():
         p.requires_grad_(False)  # the loss is fixed while a classifier trains
     report["mln"] = dict(source=source, parameters=sum(p.numel() for p in mln.parameters()), hidden=list(mln.hidden))
-    tic = time.perf_counter()
-    compiled = CompiledMLNLoss.from_mln(mln, args.resolution)
-    report["compile_seconds"] = time.perf_counter() - tic
+    compiled, report["compile_seconds"] = harness.timed(CompiledMLNLoss.from_mln, mln, args.resolution)
     losses = {"ce": nn.CrossEntropyLoss(), "mln": MLNLoss(mln), "compiled": compiled}
     report["timings"] = {}
     for name in ([] if args.skip_timing else MODELS):
         report["timings"][name] = time_model(name, losses, args.batch, args.warmup, args.steps, args.repeats)
-        print(name, {k: f"{v['median_ms']:.2f} ms ({v['ratio_to_ce']:.2f}x)" for k, v in report["timings"][name].items()},
-              flush=True)
+        harness.say(f"{name}: " + ", ".join(f"{k} {v['median_ms']:.2f} ms ({v['ratio_to_ce']:.2f}x)"
+                                            for k, v in report["timings"][name].items()))
     report["compile_error"] = compile_error(mln, compiled, probes=args.probes)
     if args.compare_schemes is not None:
         report["schemes"] = compare_schemes(mln, args.compare_schemes or (65, 129, 257, 513), args.probes)
-    report["load_after"] = load()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / f"{args.name}.md").write_text(markdown(report))
-    print(markdown(report))
-    print(f"wrote {out / (args.name + '.json')} and {out / (args.name + '.md')}")
+    report["load_after"] = harness.load_average()
+    json_path, md_path = harness.write_results(out / args.name, report, markdown(report))
+    harness.say(markdown(report))
+    harness.say(f"wrote {json_path} and {md_path}")
     return 0
 
 

@@ -28,22 +28,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import math
-import platform
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import harness
 import numpy as np
-import torch
 
-from deap_mln.gp.tree import KNOWN_LOSSES, check_tree, infix_formula, parse_expression
+from deap_mln.gp.config import GP_ALGORITHMS, GPConfig
 from deap_mln.gp.fitness import best_so_far, evaluate_expression, first_reaching, load_fitness_data, test_accuracy
-from deap_mln.gp.search import GP_ALGORITHMS, GPConfig, best_of, run_search
+from deap_mln.gp.search import best_of, run_search
+from deap_mln.gp.tree import KNOWN_LOSSES, check_tree, infix_formula, parse_expression
+from deap_mln.io import read_json, write_json
+from deap_mln.plotting import pyplot
 from deap_mln.stats import compare
 
-RESULTS = Path(__file__).resolve().parent / "results"
 METRICS = {  # key -> (label, lower is better)
     "evals_to_level": ("evaluations to reach the level", True),
     "seconds_to_level": ("seconds to reach the level", True),
@@ -68,9 +68,7 @@ def run_job(algorithm: str, seed: int, args: argparse.Namespace) -> dict:
     evaluate_expression(KNOWN_LOSSES["squared_error"], dataclasses.replace(settings, steps=2))  # warm up torch/Adam
     known = {name: evaluate_expression(e, settings) for name, e in KNOWN_LOSSES.items()}  # not counted
     level = max(known.values())
-    tic = time.perf_counter()
-    state = run_search(config, functools.partial(evaluate_expression, settings=settings))
-    seconds = time.perf_counter() - tic
+    state, seconds = harness.timed(run_search, config, functools.partial(evaluate_expression, settings=settings))
     trace = [t for t in state.cache.trace if t[0] <= args.budget]
     expressions = list(state.cache.values)
     best_n = max(trace, key=lambda t: (t[1], -t[0]))[0]  # first evaluation with the best fitness
@@ -98,13 +96,7 @@ def reference_accuracies(seed: int, args: argparse.Namespace) -> dict:
 
 
 def load_results(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {"runs": []}
-
-
-def save_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
+    return read_json(path) if path.exists() else {"runs": []}
 
 
 def metric_values(runs: list[dict], algorithm: str, key: str) -> list[float]:
@@ -146,23 +138,24 @@ def fmt(x: float | None, digits: int) -> str:
     return "not reached" if x is None else f"{x:.{digits}f}"
 
 
-def write_markdown(path: Path, data: dict) -> None:
+def markdown(data: dict) -> str:
     s, info = data["summary"], data["settings"]
     lines = [
         "# Efficiency-based GP vs standard GP", "",
         f"Command: `{info['command']}`  ",
         f"{len(s['seeds'])} seeds ({', '.join(map(str, s['seeds']))}); budget {info['budget']} evaluations per run; "
-        f"dataset {info['dataset']}; population {info['population']}; efficiency GP: tournament {info['tournament_size']}, "
-        f"top {info['top_n']}; standard GP: tournament {GPConfig.tournament_size}, crossover {GPConfig.crossover_prob}, "
+        f"dataset {info['dataset']}; population {info['population']}; tournament {info['tournament_size']}; "
+        f"efficiency GP: top {info['top_n']}; standard GP: crossover {GPConfig.crossover_prob}, "
         f"mutation {GPConfig.mutation_prob}, elite {GPConfig.elite}; {info['steps']} Adam steps per evaluation; "
-        f"{info['workers']} runs in parallel on {info['machine']}.", "",
+        f"{info['workers']} runs in parallel, torch on one thread each. {harness.machine_line(info['machine'])}.", "",
         "Level = best validation accuracy of the known losses (CE, Baikal, NGL, squared error) under the same seed. "
         "A12 = P(efficiency > standard); "
         "for the two 'to level' rows lower is better, so A12 < 0.5 favours efficiency GP there.", "",
-        "| metric | efficiency GP median [IQR] | standard GP median [IQR] | reached | Mann-Whitney p | A12 (magnitude) |",
+        "| metric | efficiency GP median [IQR] | standard GP median [IQR] | reached | Mann-Whitney p "
+        "| A12 (magnitude) |",
         "|---|---|---|---|---|---|",
     ]
-    for key, m in s["metrics"].items():
+    for m in s["metrics"].values():
         digits = 4 if "accuracy" in m["label"] else 1
         cells = []
         for algorithm in GP_ALGORITHMS:
@@ -173,7 +166,8 @@ def write_markdown(path: Path, data: dict) -> None:
         lines.append(f"| {m['label']} | {cells[0]} | {cells[1]} | {reached} | {t.get('p_value', float('nan')):.3g} | "
                      f"{t.get('a12', float('nan')):.2f} ({t.get('magnitude', '-')}) |")
     if data.get("reference"):
-        lines += ["", "The known losses under the same seeds and settings (not part of either search), median over seeds:", "",
+        lines += ["", "The known losses under the same seeds and settings (not part of either search), "
+                      "median over seeds:", "",
                   "| loss | validation accuracy | test accuracy |", "|---|---|---|"]
         for name in KNOWN_LOSSES:
             val = np.median([r[name]["validation"] for r in data["reference"]])
@@ -181,21 +175,18 @@ def write_markdown(path: Path, data: dict) -> None:
             lines.append(f"| {name} | {val:.4f} | {test:.4f} |")
     lines += ["", "Per run: *rejected* = children the functional check kept from training; *cached* = trees served "
               "by the cache; *trained, failing check* = trained trees the check would have rejected.", "",
-              "| algorithm | seed | level | evals to level | s to level | best val acc | test acc | rejected | cached | "
-              "trained, failing check | best formula |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| algorithm | seed | level | evals to level | s to level | best val acc | test acc | rejected "
+              "| cached | trained, failing check | best formula |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(data["runs"], key=lambda r: (r["seed"], r["algorithm"])):
+        to_level = r["seconds_to_level"] if r["seconds_to_level"] is not None else "-"
         lines.append(f"| {r['algorithm']} | {r['seed']} | {r['level']:.4f} | {r['evals_to_level'] or '-'} | "
-                     f"{r['seconds_to_level'] if r['seconds_to_level'] is not None else '-'} | {r['final_fitness']:.4f} | "
-                     f"{r['test_accuracy']:.4f} | {r['rejected']} | {r['cached']} | {r['trained_failing_check']} | `{r['best_formula']}` |")
-    path.write_text("\n".join(lines) + "\n")
+                     f"{to_level} | {r['final_fitness']:.4f} | {r['test_accuracy']:.4f} | {r['rejected']} | "
+                     f"{r['cached']} | {r['trained_failing_check']} | `{r['best_formula']}` |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(path: Path, data: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     budget = data["settings"]["budget"]
     grid = np.arange(1, budget + 1)
     fig, (curve, box) = plt.subplots(1, 2, figsize=(11, 4))
@@ -236,22 +227,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel processes (one torch thread each)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=harness.RESULTS_DIR,
+                        help="results directory (default benchmarks/results); runs already in its gp_efficiency.json "
+                             "are kept and skipped")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "gp_efficiency.json"
     settings = dict(budget=args.budget, population=args.population, tournament_size=args.tournament_size,
                     top_n=args.top_n, steps=args.steps, dataset=args.dataset, workers=args.workers,
-                    machine=f"{platform.machine()} {torch.get_num_threads()}-thread torch {torch.__version__}",
-                    command="python benchmarks/gp_efficiency.py " + " ".join(
-                        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"))
+                    machine=harness.machine_info(), command=harness.command_line(__file__))
     data = load_results(json_path)
     if data["runs"] and data.get("settings", {}).get("budget") not in (None, args.budget):
         raise SystemExit(f"{json_path} holds runs with another budget; use another --out")
     data["settings"] = settings
     done = {(r["algorithm"], r["seed"]) for r in data["runs"]}
-    jobs = [(a, s) for s in range(args.first_seed, args.first_seed + args.seeds) for a in GP_ALGORITHMS if (a, s) not in done]
-    print(f"{len(done)} runs already in {json_path}; {len(jobs)} to go")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(a, s) for s in seeds for a in GP_ALGORITHMS if (a, s) not in done]
+    harness.say(f"{len(done)} runs already in {json_path}; {len(jobs)} to go")
     tic = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {pool.submit(run_job, a, s, args): (a, s) for a, s in jobs}
@@ -259,19 +251,19 @@ def main() -> None:
             r = future.result()
             data["runs"].append(r)
             data["summary"] = summarise(data["runs"])
-            save_json(json_path, data)
-            print(f"{r['algorithm']:>10} seed {r['seed']}: level {r['level']:.4f}, reached after "
-                  f"{r['evals_to_level']} evals / {r['seconds_to_level']} s; best {r['final_fitness']:.4f}, "
-                  f"test {r['test_accuracy']:.4f}; {r['seconds']:.0f} s  [{time.perf_counter() - tic:.0f} s so far]", flush=True)
+            write_json(json_path, data)
+            harness.say(f"{r['algorithm']:>10} seed {r['seed']}: level {r['level']:.4f}, reached after "
+                        f"{r['evals_to_level']} evals / {r['seconds_to_level']} s; best {r['final_fitness']:.4f}, "
+                        f"test {r['test_accuracy']:.4f}; {r['seconds']:.0f} s  "
+                        f"[{time.perf_counter() - tic:.0f} s so far]")
     data["summary"] = summarise(data["runs"])
     known = {r["seed"] for r in data.setdefault("reference", [])}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:  # the known losses' test accuracy, once per seed
         data["reference"] += pool.map(functools.partial(reference_accuracies, args=args),
                                       sorted({r["seed"] for r in data["runs"]} - known))
-    save_json(json_path, data)
-    write_markdown(args.out / "gp_efficiency.md", data)
+    harness.write_results(args.out / "gp_efficiency", data, markdown(data))
     plot(args.out / "gp_efficiency.png", data)
-    print((args.out / "gp_efficiency.md").read_text())
+    harness.say(markdown(data))
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ Helper of ``benchmarks/throughput.py`` (section 1d); it can also be run by hand:
 
 SCOOP 0.7.2.0's ``-n`` counts the launching process, which also runs work: ``-n 2`` is two
 computing processes. The script builds ``--population`` Glorot genomes, splits them with
-``deap_mln.fitness.make_chunks`` (chunks of ``config.chunk_size``, as a real generation does)
-and maps ``deap_mln.fitness.evaluate_chunk`` over them with deap_mln's map for that backend
-(``--map scoop``: :func:`deap_mln.parallel.evaluation_map`, as ``deap-mln evolve`` does) (wrapped to also record which
-process ran each chunk, and when): ``--warmup`` untimed maps first
-(worker start-up, imports, the task pool cache), then ``--repeats`` timed maps. Only the
-map is timed. It writes the times and the fitness values (to check that every map gives
-the same numbers) to ``--json``.
+``deap_mln.mln.fitness.make_chunks`` (chunks of ``config.chunk_size``, as a real generation
+does) and times maps of ``deap_mln.mln.fitness.evaluate_chunk`` over them with
+``harness.time_maps``, through deap_mln's map for that backend (``--map scoop``:
+:func:`deap_mln.parallel.evaluation_map`, as ``deap-mln evolve`` does), which also records
+which process ran each chunk, and when: ``--warmup`` untimed maps first (worker start-up,
+imports, the task pool cache), then ``--repeats`` timed maps. Only the map is timed. It
+writes the times and the fitness values (to check that every map gives the same numbers)
+to ``--json``.
 
 It never calls ``sys.exit(0)``: SCOOP reports even SystemExit(0) as an error.
 """
@@ -24,24 +25,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import time
 from pathlib import Path
 
-import numpy as np
+import harness
 
+from deap_mln.io import write_json
 from deap_mln.mln.config import preset
 from deap_mln.mln.fitness import evaluate_chunk, make_chunks
-from deap_mln.mln.network import glorot_genome
 from deap_mln.parallel import evaluation_map
-
-
-def traced_chunk(chunk):
-    """``evaluate_chunk`` plus where and when it ran: (fitness list, pid, start, end) in epoch seconds."""
-    start = time.time()
-    fitness = evaluate_chunk(chunk)
-    return fitness, os.getpid(), start, time.time()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,30 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def time_maps(map_fn, chunks, warmup: int, repeats: int) -> dict:
-    """Untimed warm-up maps, then timed ones: times, fitness, and which process ran each chunk, when."""
-    for _ in range(warmup):
-        list(map_fn(traced_chunk, chunks))
-    seconds, fitness, trace = [], None, []
-    for _ in range(repeats):
-        tic, t0 = time.perf_counter(), time.time()
-        results = list(map_fn(traced_chunk, chunks))
-        seconds.append(time.perf_counter() - tic)
-        trace.append([dict(pid=pid, start=round(a - t0, 3), end=round(b - t0, 3)) for _, pid, a, b in results])
-        flat = [f for chunk, *_ in results for f in chunk]
-        if fitness is not None and flat != fitness:
-            raise RuntimeError("two maps over the same chunks gave different fitness values")
-        fitness = flat
-    return dict(seconds=seconds, median_seconds=float(np.median(seconds)), fitness=fitness, trace=trace,
-                processes_per_map=[len({t["pid"] for t in one}) for one in trace])
-
-
 def main() -> None:
     args = build_parser().parse_args()
     config = preset(args.preset, seed=args.seed, train_size=args.train_size)
-    rng = np.random.default_rng(args.seed)
-    genomes = [glorot_genome(config.hidden, rng) for _ in range(args.population)]
-    chunks = make_chunks(genomes, config, generation=1)
+    chunks = make_chunks(harness.glorot_genomes(config.hidden, args.population, args.seed), config, generation=1)
     with contextlib.ExitStack() as stack:
         if args.map == "scoop":
             map_fn = stack.enter_context(evaluation_map("scoop"))
@@ -95,14 +67,15 @@ def main() -> None:
             map_fn = stack.enter_context(evaluation_map("process", args.workers))
         else:
             map_fn = map
-        record = time_maps(map_fn, chunks, args.warmup, args.repeats)
+        record = harness.time_maps(map_fn, evaluate_chunk, chunks, args.warmup, args.repeats)
+    record["fitness"] = [f for chunk in record.pop("results") for f in chunk]
     record.update(map=args.map, workers=args.workers if args.map == "process" else None, population=args.population,
                   chunks=len(chunks), chunk_size=config.chunk_size, train_size=config.train_size,
                   inner_steps=config.inner_steps, warmup=args.warmup, root_pid=os.getpid())
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"{args.map}: {len(chunks)} chunks of {config.chunk_size}, map seconds "
-          f"{[round(x, 3) for x in record['seconds']]}, processes per map {record['processes_per_map']}")
+    write_json(args.json, record)
+    harness.say(f"{args.map}: {len(chunks)} chunks of {config.chunk_size}, map seconds "
+                f"{[round(x, 3) for x in record['seconds']]}, processes per map {record['processes_per_map']}")
 
 
 if __name__ == "__main__":

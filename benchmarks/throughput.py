@@ -41,40 +41,36 @@ unless said otherwise (paper settings: ``preset("paper")``, MLN 4-32-64-128-256-
 Timings depend on the machine and on whatever else runs on it. ``--wait-idle MINUTES`` first
 waits (at most that long) for the 1-minute load average to fall below ``--max-load``; each
 section records the load average before it and the CPU time that processes outside this
-benchmark's process tree used during it (sampled from /proc once a second).
+benchmark's process tree used during it (sampled from /proc once a second). That measuring,
+the machine facts and the results files come from ``benchmarks/harness.py``.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import datetime as dt
-import json
-import os
-import platform
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 import torch
 
-import deap_mln
-from deap_mln.mln.config import EvolutionConfig, preset
-from deap_mln.mln.fitness import evaluate_chunk, make_chunks, population_fitness, reference_fitness, single_thread
-from deap_mln.mln.network import PAPER_HIDDEN, genome_size, glorot_genome
-from deap_mln.mln.population_loss import TabulatedMLNLoss
 from deap_mln.data.synthetic import generation_tasks
+from deap_mln.io import LOGBOOK_FILE, read_json, write_text
+from deap_mln.mln.config import EvolutionConfig, preset
+from deap_mln.mln.fitness import evaluate_chunk, make_chunks, population_fitness, reference_fitness
+from deap_mln.mln.network import PAPER_HIDDEN, genome_size
+from deap_mln.mln.population_loss import TabulatedMLNLoss
+from deap_mln.parallel import single_thread
+from deap_mln.plotting import pyplot
 
-ROOT = Path(__file__).resolve().parent.parent
 HELPER = Path(__file__).resolve().parent / "scoop_generation.py"
-LAUNCH = ROOT / "deap_mln" / "launch.py"
+LAUNCH = harness.REPO_ROOT / "deap_mln" / "launch.py"
 
 TARGETS = dict(fast_over_reference=100.0, scoop_speedup=1.7, spearman=0.99,
                paper_run_minutes=30.0, paper_run_gib=2.0)
@@ -92,141 +88,6 @@ QUICK = dict(paper_overrides=dict(train_size=2_000, val_size=2_000), n_reference
              scale_repeats=1, paper_run_args=["--generations", "1", "--train-size", "2000", "--val-size", "2000"])
 
 
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def process_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, CPU clock ticks used so far) of every process (Linux /proc)."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-                table[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
-            except (OSError, IndexError, ValueError):
-                continue
-    return table
-
-
-def descendants(table: dict[int, tuple[int, int]], root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    tree, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        tree.add(pid)
-        todo += children.get(pid, [])
-    return tree
-
-
-class Section:
-    """Wall time, load average and the CPU time *other* processes used during a section.
-
-    A thread samples every process's CPU time once a second and charges each increase to
-    this benchmark (this process and its descendants: SCOOP workers, the evolution runs)
-    or to the rest of the machine; ``other_cpu_share`` is the rest's share of all cores'
-    capacity over the section. A process that ends between samples loses its last second.
-    """
-
-    def __init__(self, name: str, record: dict, interval: float = 1.0):
-        self.name, self.record, self.interval = name, record, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.other_ticks = self.own_ticks = 0
-
-    def _run(self) -> None:
-        last = process_table()
-        while not self._stop.wait(self.interval):
-            now = process_table()
-            mine = descendants(now, os.getpid())
-            for pid, (_, ticks) in now.items():
-                delta = ticks - last[pid][1] if pid in last else ticks if pid in mine else 0
-                if pid in mine:
-                    self.own_ticks += max(0, delta)
-                else:  # a process first seen now that is not ours: count only what it used since
-                    self.other_ticks += max(0, delta) if pid in last else 0
-            last = now
-
-    def __enter__(self):
-        self.load_before, self.tic = load(), time.perf_counter()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        wall = time.perf_counter() - self.tic
-        hz = os.sysconf("SC_CLK_TCK")
-        other, own = self.other_ticks / hz, self.own_ticks / hz
-        self.record[self.name] = dict(load_before=self.load_before, wall_seconds=round(wall, 2),
-                                      own_cpu_seconds=round(own, 2), other_cpu_seconds=round(other, 2),
-                                      other_cpu_share=round(other / (wall * (os.cpu_count() or 1)), 4))
-        say(f"   [{self.name}: {wall:.0f} s; other processes used {other:.1f} CPU-s "
-            f"({self.record[self.name]['other_cpu_share']:.1%} of the machine); this benchmark {own:.1f} CPU-s]")
-
-
-def wait_for_idle(max_load: float, minutes: float) -> float:
-    """Wait until the 1-minute load average is below ``max_load`` (at most ``minutes``); seconds waited."""
-    tic = time.perf_counter()
-    while os.getloadavg()[0] >= max_load and time.perf_counter() - tic < minutes * 60:
-        say(f"   waiting for an idle machine: load {load()}")
-        time.sleep(15)
-    return time.perf_counter() - tic
-
-
-def timed(fn, *args, **kwargs):
-    tic = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - tic
-
-
-def genomes_for(hidden, n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.stack([glorot_genome(hidden, rng) for _ in range(n)])
-
-
-def machine_facts() -> dict:
-    facts = dict(date=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                 hostname=platform.node(), platform=platform.platform(), machine=platform.machine(),
-                 cpu_count=os.cpu_count(), python=platform.python_version(), torch=torch.__version__,
-                 numpy=np.__version__, deap_mln=deap_mln.__version__, torch_default_threads=torch.get_num_threads())
-    from importlib import metadata
-    for name in ("deap", "scoop", "scipy", "matplotlib"):
-        try:
-            facts[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            facts[name] = None
-    try:
-        model = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-        facts["cpu_model"] = model[0] if model else None
-    except OSError:
-        facts["cpu_model"] = None
-    try:
-        mem = [line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")]
-        facts["mem_total_gib"] = round(int(mem[0].split()[1]) / 2**20, 1)
-    except (OSError, IndexError):
-        facts["mem_total_gib"] = None
-    facts.update(git_state())
-    return facts
-
-
-def git_state() -> dict:
-    """Which code was measured: the commit and the package files changed since (it may be edited during a run)."""
-    try:
-        git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
-        return dict(git_commit=git("rev-parse", "HEAD") or None,
-                    git_dirty=git("status", "--porcelain", "--", "deap_mln").splitlines())
-    except OSError:
-        return dict(git_commit=None, git_dirty=None)
-
-
 # ----------------------------------------------------------------------------------------------
 # 1. evaluations per second at paper settings
 
@@ -234,29 +95,29 @@ def git_state() -> dict:
 def section_throughput(size: dict, seed: int) -> dict:
     config = preset("paper", seed=seed, **size["paper_overrides"])
     exact_config = dataclasses.replace(config, evaluation="exact")
-    genomes = genomes_for(config.hidden, size["population"], seed)
-    result = dict(load_before=load(), config=config.to_dict(), inner_steps=config.inner_steps,
+    genomes = harness.glorot_genomes(config.hidden, size["population"], seed)
+    result = dict(load_before=harness.load_average(), config=config.to_dict(), inner_steps=config.inner_steps,
                   genome_size=genome_size(config.hidden))
     with single_thread():
         tasks = generation_tasks(config, 1)  # builds and caches the task pool before any timing
 
-        say(f"1a reference: {size['n_reference']} individuals, {config.inner_steps} steps each")
+        harness.say(f"1a reference: {size['n_reference']} individuals, {config.inner_steps} steps each")
         ref_fit, ref_sec = [], []
         for g in genomes[:size["n_reference"]]:
-            f, s = timed(reference_fitness, g, config, tasks)
+            f, s = harness.timed(reference_fitness, g, config, tasks)
             ref_fit.append(f)
             ref_sec.append(s)
-            say(f"   {s:.2f} s  fitness {f:.6f}")
+            harness.say(f"   {s:.2f} s  fitness {f:.6f}")
         result["reference"] = dict(individuals=len(ref_sec), seconds=ref_sec, fitness=ref_fit,
                                    seconds_per_eval=sum(ref_sec) / len(ref_sec))
 
-        say(f"1b exact batched: {size['n_exact']} individuals together")
-        exact_fit, s = timed(population_fitness, genomes[:size["n_exact"]], exact_config, tasks)
-        say(f"   {s:.2f} s")
+        harness.say(f"1b exact batched: {size['n_exact']} individuals together")
+        exact_fit, s = harness.timed(population_fitness, genomes[:size["n_exact"]], exact_config, tasks)
+        harness.say(f"   {s:.2f} s")
         result["exact"] = dict(individuals=size["n_exact"], seconds=s, fitness=exact_fit.tolist(),
                                seconds_per_eval=s / size["n_exact"])
 
-        say(f"1c fast: {size['population']} individuals in chunks of {config.chunk_size}")
+        harness.say(f"1c fast: {size['population']} individuals in chunks of {config.chunk_size}")
         chunks = make_chunks(list(genomes), config, generation=1)
         fast_runs, fast_fit = [], None
         for _ in range(size["fast_repeats"]):
@@ -266,11 +127,11 @@ def section_throughput(size: dict, seed: int) -> dict:
             fast_fit = np.concatenate(fits)
         via_chunk = []  # the worker entry point: also builds the generation's tasks, as a worker does
         for _ in range(size["fast_repeats"]):
-            _, s = timed(lambda: [evaluate_chunk(c) for c in chunks])
+            _, s = harness.timed(lambda: [evaluate_chunk(c) for c in chunks])
             via_chunk.append(s)
         fast_sec = statistics.median(fast_runs)
-        say(f"   {fast_sec:.2f} s per {len(genomes)} ({fast_sec / len(genomes) * 1e3:.1f} ms per evaluation); "
-            f"via evaluate_chunk {statistics.median(via_chunk):.2f} s")
+        harness.say(f"   {fast_sec:.2f} s per {len(genomes)} ({fast_sec / len(genomes) * 1e3:.1f} ms per "
+                    f"evaluation); via evaluate_chunk {statistics.median(via_chunk):.2f} s")
         result["fast"] = dict(individuals=len(genomes), chunks=len(chunks), chunk_size=config.chunk_size,
                               seconds=fast_runs, seconds_per_eval=fast_sec / len(genomes),
                               evaluate_chunk_seconds=via_chunk,
@@ -286,27 +147,26 @@ def section_throughput(size: dict, seed: int) -> dict:
         exact_vs_fast_max_abs=float(np.max(np.abs(exact_fit - fast_fit[:n_ex]))),
         reference_vs_exact_max_abs=float(np.max(np.abs(np.array(ref_fit) - exact_fit[:n_ref]))))
     ref_rate = result["reference"]["seconds_per_eval"]
+    via_chunk_rate = result["fast"]["evaluate_chunk_seconds_per_eval"]
     result["ratios"] = dict(fast_over_reference=ref_rate / result["fast"]["seconds_per_eval"],
-                            fast_via_evaluate_chunk_over_reference=ref_rate / result["fast"]["evaluate_chunk_seconds_per_eval"],
+                            fast_via_evaluate_chunk_over_reference=ref_rate / via_chunk_rate,
                             exact_over_reference=ref_rate / result["exact"]["seconds_per_eval"])
     result["evals_per_second"] = {k: 1.0 / result[k]["seconds_per_eval"] for k in ("reference", "exact", "fast")}
     return result
 
 
 def run_helper(argv: list[str], json_path: Path, log_path: Path) -> dict:
-    tic = time.perf_counter()
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
-    log_path.write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0 or not json_path.exists():
-        raise RuntimeError(f"{' '.join(argv)} failed (exit {proc.returncode}); see {log_path}")
-    record = json.loads(json_path.read_text())
-    record["process_seconds"] = time.perf_counter() - tic
+    """Run ``scoop_generation.py`` (``argv``), which writes its timings to ``json_path``; those,
+    with the helper process's own wall time."""
+    seconds = harness.run_logged(argv, log_path)["wall_seconds"]
+    record = read_json(json_path)
+    record["process_seconds"] = seconds
     return record
 
 
 def section_scoop(size: dict, seed: int, work: Path) -> dict:
-    say("1d generation wall time: builtin map, SCOOP -n 1, SCOOP -n 2 (deap_mln's map and plain futures.map), "
-        "process pool of 2")
+    harness.say("1d generation wall time: builtin map, SCOOP -n 1, SCOOP -n 2 (deap_mln's map and plain "
+                "futures.map), process pool of 2")
     common = ["--population", str(size["population"]), "--seed", str(seed), "--warmup", str(size["scoop_warmup"]),
               "--repeats", str(size["scoop_repeats"])]
     if size["paper_overrides"].get("train_size"):
@@ -319,11 +179,11 @@ def section_scoop(size: dict, seed: int, work: Path) -> dict:
                                               "--map", "scoop-futures"]),
                          ("process_2", [sys.executable, str(HELPER), "--map", "process", "--workers", "2"])):
         json_path = work / f"scoop_{name}.json"
-        before = load()
+        before = harness.load_average()
         runs[name] = run_helper(prefix + common + ["--json", str(json_path)], json_path, work / f"scoop_{name}.log")
         runs[name]["load_before"] = before
-        say(f"   {name}: map seconds {[round(s, 3) for s in runs[name]['seconds']]}, "
-            f"processes per map {runs[name]['processes_per_map']}")
+        harness.say(f"   {name}: map seconds {[round(s, 3) for s in runs[name]['seconds']]}, "
+                    f"processes per map {runs[name]['processes_per_map']}")
     same = len({tuple(r["fitness"]) for r in runs.values()}) == 1
     med = {k: v["median_seconds"] for k, v in runs.items()}
     mean = {k: statistics.fmean(v["seconds"]) for k, v in runs.items()}
@@ -346,16 +206,16 @@ def section_agreement(size: dict, seed: int) -> dict:
 
     config = preset("quick", seed=seed, **size["agree_overrides"])
     exact_config = dataclasses.replace(config, evaluation="exact")
-    genomes = genomes_for(config.hidden, size["agree_population"], seed + 1)
-    say(f"2 agreement at quick settings: {len(genomes)} genomes, {config.tasks_per_eval} tasks x "
-        f"{config.inner_steps} steps")
-    result = dict(load_before=load(), config=config.to_dict())
+    genomes = harness.glorot_genomes(config.hidden, size["agree_population"], seed + 1)
+    harness.say(f"2 agreement at quick settings: {len(genomes)} genomes, {config.tasks_per_eval} tasks x "
+                f"{config.inner_steps} steps")
+    result = dict(load_before=harness.load_average(), config=config.to_dict())
     with single_thread():
         tasks = generation_tasks(config, 1)
-        fast, s_fast = timed(population_fitness, genomes, config, tasks)
-        exact, s_exact = timed(population_fitness, genomes, exact_config, tasks)
+        fast, s_fast = harness.timed(population_fitness, genomes, config, tasks)
+        exact, s_exact = harness.timed(population_fitness, genomes, exact_config, tasks)
         n_ref = size["agree_reference"]
-        ref, s_ref = timed(lambda: np.array([reference_fitness(g, config, tasks) for g in genomes[:n_ref]]))
+        ref, s_ref = harness.timed(lambda: np.array([reference_fitness(g, config, tasks) for g in genomes[:n_ref]]))
     rho = spearmanr(fast, exact).statistic
     result.update(population=len(genomes), fast_fitness=fast.tolist(), exact_fitness=exact.tolist(),
                   reference_fitness=ref.tolist(), spearman_fast_vs_exact=float(rho),
@@ -363,8 +223,8 @@ def section_agreement(size: dict, seed: int) -> dict:
                   fitness_range=[float(exact.min()), float(exact.max())],
                   reference_individuals=n_ref, max_abs_reference_vs_exact=float(np.max(np.abs(ref - exact[:n_ref]))),
                   seconds=dict(fast=s_fast, exact=s_exact, reference=s_ref))
-    say(f"   spearman {rho:.4f}, max |fast - exact| {result['max_abs_fast_vs_exact']:.2e}, "
-        f"max |reference - exact| {result['max_abs_reference_vs_exact']:.2e}")
+    harness.say(f"   spearman {rho:.4f}, max |fast - exact| {result['max_abs_fast_vs_exact']:.2e}, "
+                f"max |reference - exact| {result['max_abs_reference_vs_exact']:.2e}")
     return result
 
 
@@ -374,13 +234,13 @@ def section_agreement(size: dict, seed: int) -> dict:
 
 def fast_point(config: EvolutionConfig, population: int, repeats: int, seed: int) -> dict:
     """Seconds per evaluation of one chunk of ``population`` (best of ``repeats``), and its tabulation share."""
-    genomes = genomes_for(config.hidden, population, seed)
+    genomes = harness.glorot_genomes(config.hidden, population, seed)
     tasks = generation_tasks(config, 1)
     g = torch.as_tensor(genomes)
     totals, tabs = [], []
     for _ in range(repeats):
-        totals.append(timed(population_fitness, genomes, config, tasks)[1])
-        tabs.append(timed(TabulatedMLNLoss, g, config.hidden, config.grid_size)[1])
+        totals.append(harness.timed(population_fitness, genomes, config, tasks)[1])
+        tabs.append(harness.timed(TabulatedMLNLoss, g, config.hidden, config.grid_size)[1])
     total, tab = min(totals), min(tabs)
     return dict(population=population, train_size=config.train_size, hidden=list(config.hidden),
                 genome_size=genome_size(config.hidden), inner_steps=config.inner_steps,
@@ -389,8 +249,8 @@ def fast_point(config: EvolutionConfig, population: int, repeats: int, seed: int
 
 def section_scaling(size: dict, seed: int) -> dict:
     base = preset("paper", seed=seed, **size["paper_overrides"])
-    say("3 scaling of the fast path")
-    result = dict(load_before=load())
+    harness.say("3 scaling of the fast path")
+    result = dict(load_before=harness.load_average())
     with single_thread():
         result["chunk_size"] = [fast_point(base, p, size["scale_repeats"], seed) for p in size["scale_chunks"]]
         result["train_size"] = [fast_point(preset("paper", seed=seed, train_size=n, val_size=min(10_000, n)),
@@ -398,14 +258,12 @@ def section_scaling(size: dict, seed: int) -> dict:
         result["hidden"] = [fast_point(dataclasses.replace(base, hidden=tuple(h)), base.chunk_size,
                                        size["scale_repeats"], seed) for h in size["scale_hidden"]]
     for key in ("chunk_size", "train_size", "hidden"):
-        say(f"   vs {key}: " + ", ".join(f"{p['seconds_per_eval'] * 1e3:.1f} ms" for p in result[key]))
+        harness.say(f"   vs {key}: " + ", ".join(f"{p['seconds_per_eval'] * 1e3:.1f} ms" for p in result[key]))
     return result
 
 
 def plot_scaling(scaling: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -448,96 +306,12 @@ def plot_scaling(scaling: dict, path: Path) -> None:
 # 4. the paper-preset run
 
 
-class TreeMemory:
-    """Samples the summed resident memory of a process and all its descendants (Linux /proc)."""
-
-    def __init__(self, pid: int, interval: float = 0.5):
-        self.pid, self.interval, self.peak_kib = pid, interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _tree(self) -> list[int]:
-        children: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                    ppid = int(stat.rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-                children.setdefault(ppid, []).append(int(entry))
-        tree, todo = [], [self.pid]
-        while todo:
-            p = todo.pop()
-            tree.append(p)
-            todo += children.get(p, [])
-        return tree
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            total = 0
-            for p in self._tree():
-                try:
-                    for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            total += int(line.split()[1])
-                except (OSError, ValueError):
-                    pass
-            self.peak_kib = max(self.peak_kib, total)
-            self._stop.wait(self.interval)
-
-
-def parse_time_v(text: str) -> dict:
-    out = {}
-    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    if m:
-        out["max_rss_kib"] = int(m.group(1))
-    m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
-    if m:
-        seconds = 0.0
-        for part in m.group(1).split(":"):
-            seconds = seconds * 60 + float(part)
-        out["elapsed_seconds"] = seconds
-    return out
-
-
-def read_logbook(path: Path) -> list[dict]:
-    with path.open() as fh:
-        return list(csv.DictReader(fh))
-
-
 def run_evolution(argv: list[str], out_dir: Path, log_path: Path) -> dict:
-    gnu_time = Path("/usr/bin/time").exists()
-    prefix = ["/usr/bin/time", "-v"] if gnu_time else []
-    before = load()
-    say(f"   $ {' '.join(argv)}   (load before: {before})")
-    tic = time.perf_counter()
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(prefix + argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-        with TreeMemory(proc.pid) as memory:
-            code = proc.wait()
-    wall = time.perf_counter() - tic
+    before = harness.load_average()
+    harness.say(f"   $ {' '.join(argv)}   (load before: {before})")
+    result = dict(command=" ".join(argv), load_before=before, **harness.run_logged(argv, log_path, measure_memory=True))
     text = log_path.read_text()
-    if code != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed (exit {code}); see {log_path}")
-    result = dict(command=" ".join(argv), load_before=before, wall_seconds=wall,
-                  peak_tree_rss_gib=memory.peak_kib / 2**20, measured_with="/usr/bin/time -v" if gnu_time else "getrusage")
-    if gnu_time:
-        t = parse_time_v(text)
-        result["max_rss_gib"] = t.get("max_rss_kib", 0) / 2**20
-        result["time_v_elapsed_seconds"] = t.get("elapsed_seconds")
-    else:
-        import resource
-        result["max_rss_gib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    rows = read_logbook(out_dir / "logbook.csv")
+    rows = harness.read_csv_rows(out_dir / LOGBOOK_FILE)
     result.update(generations=int(rows[-1]["gen"]), evaluations=sum(int(r["evals"]) for r in rows),
                   best_fitness=float(rows[-1]["best"]),
                   evaluation_seconds=sum(float(r["seconds"]) for r in rows),
@@ -548,13 +322,14 @@ def run_evolution(argv: list[str], out_dir: Path, log_path: Path) -> dict:
         result["reported_seconds"] = float(m.group(3))
     result["logbook"] = [{k: r[k] for k in ("gen", "evals", "best", "mean", "worst", "sigma_mean", "seconds")}
                          for r in rows]
-    say(f"   {wall:.0f} s wall, {result['generations']} generations, {result['evaluations']} evaluations, "
-        f"max RSS {result['max_rss_gib']:.2f} GiB (process tree {result['peak_tree_rss_gib']:.2f} GiB)")
+    harness.say(f"   {result['wall_seconds']:.0f} s wall, {result['generations']} generations, "
+                f"{result['evaluations']} evaluations, max RSS {result['max_rss_gib']:.2f} GiB "
+                f"(process tree {result['peak_tree_rss_gib']:.2f} GiB)")
     return result
 
 
 def section_paper_run(size: dict, seed: int, work: Path, with_scoop: bool, all_generations: bool) -> dict:
-    say("4 paper-preset evolution run")
+    harness.say("4 paper-preset evolution run")
     deap_mln_cli = shutil.which("deap-mln")
     cli = [deap_mln_cli] if deap_mln_cli else [sys.executable, "-m", "deap_mln"]
     args = ["evolve", "--preset", "paper", "--seed", str(seed)] + size["paper_run_args"]
@@ -567,7 +342,8 @@ def section_paper_run(size: dict, seed: int, work: Path, with_scoop: bool, all_g
         result["scoop_2"] = run_evolution([sys.executable, "-m", "scoop", "-n", "2", str(LAUNCH)] + args
                                           + ["--out", str(scoop_out)], scoop_out, work / "paper_scoop2.log")
         strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-        result["scoop_logbook_equals_serial"] = strip(result["scoop_2"]["logbook"]) == strip(result["serial"]["logbook"])
+        result["scoop_logbook_equals_serial"] = (strip(result["scoop_2"]["logbook"])
+                                                 == strip(result["serial"]["logbook"]))
         result["scoop_speedup_wall"] = result["serial"]["wall_seconds"] / result["scoop_2"]["wall_seconds"]
     return result
 
@@ -587,17 +363,16 @@ def check(value: float, target: float, higher: bool = True) -> str:
 
 def markdown(report: dict) -> str:
     m, t = report["machine"], report["throughput"]
-    lines = [f"# Fitness-evaluation throughput ({'QUICK smoke run, not paper settings' if report['quick'] else 'paper settings'})",
+    settings = "QUICK smoke run, not paper settings" if report["quick"] else "paper settings"
+    lines = [f"# Fitness-evaluation throughput ({settings})",
              "",
-             f"{m['date']}; {m['cpu_model']}, {m['cpu_count']} CPUs, {m['mem_total_gib']} GiB; Python {m['python']}, "
-             f"torch {m['torch']}, deap {m['deap']}, scoop {m['scoop']}. Load average before the run: "
-             f"{report['load_before']}. Command: `{report['command']}`. Code: commit "
-             f"{(m.get('git_commit') or '?')[:10]}" + (f", with uncommitted changes to {', '.join(m['git_dirty'])}"
-                                                      if m.get("git_dirty") else "") + ".",
+             f"{harness.machine_line(m)}. Load average before the run: {report['load_before']}. "
+             f"Command: `{report['command']}`.",
              "",
              f"MLN {genome_size(tuple(t['config']['hidden'])):,} parameters, one task of {t['config']['train_size']:,} "
              f"training / {t['config']['val_size']:,} validation points, {t['inner_steps']:,} SGD steps "
-             f"(batch {t['config']['inner_batch']}, lr {t['config']['inner_lr']}); single process, torch on one thread.",
+             f"(batch {t['config']['inner_batch']}, lr {t['config']['inner_lr']}); single process, "
+             "torch on one thread.",
              "",
              "| what | individuals | seconds per evaluation | evaluations per second | vs reference | target |",
              "|---|---:|---:|---:|---:|---|"]
@@ -613,12 +388,14 @@ def markdown(report: dict) -> str:
         f"**{r['fast_over_reference']:.0f}x** | >= {TARGETS['fast_over_reference']:.0f}x: "
         f"{check(r['fast_over_reference'], TARGETS['fast_over_reference'])} |",
         f"| fast via `evaluate_chunk` (also builds the tasks, as a worker does) | {t['fast']['individuals']} | "
-        f"{fmt_s(t['fast']['evaluate_chunk_seconds_per_eval'])} | {1 / t['fast']['evaluate_chunk_seconds_per_eval']:.1f} | "
+        f"{fmt_s(t['fast']['evaluate_chunk_seconds_per_eval'])} | "
+        f"{1 / t['fast']['evaluate_chunk_seconds_per_eval']:.1f} | "
         f"{r['fast_via_evaluate_chunk_over_reference']:.0f}x | |",
         ""]
     a = t["paper_settings_agreement"]
-    lines += [f"At these settings, largest |fitness difference|: reference vs fast {a['reference_vs_fast_max_abs']:.2e}, "
-              f"exact vs fast {a['exact_vs_fast_max_abs']:.2e}, reference vs exact {a['reference_vs_exact_max_abs']:.2e}"
+    lines += [f"At these settings, largest |fitness difference|: reference vs fast "
+              f"{a['reference_vs_fast_max_abs']:.2e}, exact vs fast {a['exact_vs_fast_max_abs']:.2e}, "
+              f"reference vs exact {a['reference_vs_exact_max_abs']:.2e}"
               + (f"; Spearman rank correlation, fast vs exact on {a['individuals_exact']} individuals: "
                  f"**{a['spearman_exact_vs_fast']:.4f}**" if "spearman_exact_vs_fast" in a else "") + ".", ""]
     s = report["scoop"]
@@ -631,7 +408,8 @@ def markdown(report: dict) -> str:
     lines += [f"## One generation ({s['runs']['builtin']['population']} individuals = {s['runs']['builtin']['chunks']} "
               f"chunks of {s['runs']['builtin']['chunk_size']}), wall time of the map",
               "",
-              "| map | processes | each timed map, seconds | median | speedup over builtin | processes that ran a chunk, per map |",
+              "| map | processes | each timed map, seconds | median | speedup over builtin "
+              "| processes that ran a chunk, per map |",
               "|---|---:|---|---:|---:|---|"]
     for key, label, procs in rows:
         if key in runs:
@@ -646,8 +424,9 @@ def markdown(report: dict) -> str:
               f"{check(s['speedup_2_over_1_worker'], TARGETS['scoop_speedup'])}). "
               + (f"Process pool of 2 over the builtin map: {s['speedup_process_2_over_builtin']:.2f}x. "
                  if "speedup_process_2_over_builtin" in s else "")
-              + (f"Plain `scoop.futures.map` under -n 2: {s['speedup_plain_futures_map_over_1_worker']:.2f}x on the median, "
-                 f"{s['speedup_plain_futures_map_over_1_worker_mean']:.2f}x on the mean (see docs/parallel.md for why). "
+              + (f"Plain `scoop.futures.map` under -n 2: {s['speedup_plain_futures_map_over_1_worker']:.2f}x "
+                 f"on the median, {s['speedup_plain_futures_map_over_1_worker_mean']:.2f}x on the mean "
+                 "(see docs/parallel.md for why). "
                  if "speedup_plain_futures_map_over_1_worker" in s else "")
               + f"Fitness values identical across all maps: {'yes' if s['identical_fitness'] else '**no**'}.",
               ""]
@@ -656,7 +435,8 @@ def markdown(report: dict) -> str:
               "",
               "| comparison | individuals | result | target |",
               "|---|---:|---:|---|",
-              f"| Spearman rank correlation, fast vs exact | {g['population']} | **{g['spearman_fast_vs_exact']:.4f}** | "
+              f"| Spearman rank correlation, fast vs exact | {g['population']} | "
+              f"**{g['spearman_fast_vs_exact']:.4f}** | "
               f">= {TARGETS['spearman']}: {check(g['spearman_fast_vs_exact'], TARGETS['spearman'])} |",
               f"| max abs fitness difference, fast vs exact | {g['population']} | {g['max_abs_fast_vs_exact']:.2e} | |",
               f"| max abs fitness difference, reference vs exact | {g['reference_individuals']} | "
@@ -678,8 +458,8 @@ def markdown(report: dict) -> str:
     if report.get("paper_run"):
         pr = report["paper_run"]
         lines += ["## Paper-preset evolution run", "",
-                  "| run | wall time | max RSS (largest process) | peak RSS, process tree | generations | evaluations | "
-                  "evaluations per second | best fitness |",
+                  "| run | wall time | max RSS (largest process) | peak RSS, process tree | generations "
+                  "| evaluations | evaluations per second | best fitness |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for key, label in (("serial", "`deap-mln evolve --preset paper --seed 0`"),
                            ("scoop_2", "same under `python -m scoop -n 2 deap_mln/launch.py`")):
@@ -691,26 +471,23 @@ def markdown(report: dict) -> str:
         x = pr["serial"]
         preset_generations = preset("paper").generations
         if x["generations"] < preset_generations and "--patience 0" not in x["command"]:
-            lines += ["", f"The run stopped after {x['generations']} of {preset_generations} generations: the preset's "
-                          f"convergence check (best fitness improved by less than {preset('paper').convergence_epsilon:g} "
-                          f"over {preset('paper').patience} generations). `--paper-run-all-generations` runs all of them."]
+            paper = preset("paper")
+            lines += ["", f"The run stopped after {x['generations']} of {preset_generations} generations: the "
+                          f"preset's convergence check (best fitness improved by less than "
+                          f"{paper.convergence_epsilon:g} over {paper.patience} generations). "
+                          "`--paper-run-all-generations` runs all of them."]
         lines += ["",
                   f"Targets: under {TARGETS['paper_run_minutes']:.0f} minutes "
                   f"({check(x['wall_seconds'] / 60, TARGETS['paper_run_minutes'], higher=False)}), under "
-                  f"{TARGETS['paper_run_gib']:.0f} GiB ({check(x['max_rss_gib'], TARGETS['paper_run_gib'], higher=False)}). "
+                  f"{TARGETS['paper_run_gib']:.0f} GiB "
+                  f"({check(x['max_rss_gib'], TARGETS['paper_run_gib'], higher=False)}). "
                   f"Load average before: {x['load_before']}."]
         if "scoop_2" in pr:
+            equal = "yes" if pr["scoop_logbook_equals_serial"] else "**no**"
             lines += ["", f"SCOOP run: {pr['scoop_speedup_wall']:.2f}x the serial run's speed; its logbook (all "
-                          f"fitness columns) equals the serial one: {'yes' if pr['scoop_logbook_equals_serial'] else '**no**'}."]
+                          f"fitness columns) equals the serial one: {equal}."]
         lines.append("")
-    lines += ["## Other load on the machine during each section", "",
-              "CPU time of processes outside this benchmark's process tree, sampled each second, "
-              "as a share of all cores' capacity over the section.", "",
-              "| section | wall time | load average before | other processes' CPU | share of the machine |",
-              "|---|---:|---|---:|---:|"]
-    for name, x in report["sections"].items():
-        lines.append(f"| {name} | {x['wall_seconds']:.0f} s | {x['load_before']} | {x['other_cpu_seconds']:.1f} s | "
-                     f"{x['other_cpu_share']:.1%} |")
+    lines += harness.other_load_table(report["sections"])
     waited = report.get("waited_for_idle_seconds", 0.0)
     lines += ["", f"Benchmark total: {report['total_seconds'] / 60:.1f} minutes"
                   + (f", of which {waited / 60:.1f} waiting for an idle machine (`--wait-idle`)" if waited else "")
@@ -719,9 +496,11 @@ def markdown(report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Measure MLN fitness-evaluation throughput (see the module docstring).")
+    parser = argparse.ArgumentParser(description="Measure MLN fitness-evaluation throughput "
+                                                 "(see the module docstring).")
     parser.add_argument("--quick", action="store_true", help="reduced sizes: a smoke check of every code path")
-    parser.add_argument("--paper-run", action="store_true", help="also run the paper-preset evolution (several minutes)")
+    parser.add_argument("--paper-run", action="store_true",
+                        help="also run the paper-preset evolution (several minutes)")
     parser.add_argument("--paper-run-scoop", action="store_true",
                         help="with --paper-run: also run it under python -m scoop -n 2 and compare logbooks")
     parser.add_argument("--paper-run-all-generations", action="store_true",
@@ -739,54 +518,51 @@ def main(argv=None) -> int:
                         help="measure nothing: redraw throughput.md and the figure from <out>/throughput.json")
     args = parser.parse_args(argv)
     if args.render_only:
-        out = args.out or ROOT / "benchmarks" / "results"
-        report = json.loads((out / "throughput.json").read_text())
+        out = args.out or harness.RESULTS_DIR
+        report = read_json(out / "throughput.json")
         figure = args.figure or Path(report["figure"])
         plot_scaling(report["scaling"], figure)
-        (out / "throughput.md").write_text(markdown(report))
-        say(f"wrote {out / 'throughput.md'} and {figure}")
+        write_text(out / "throughput.md", markdown(report))
+        harness.say(f"wrote {out / 'throughput.md'} and {figure}")
         return 0
 
     size = QUICK if args.quick else FULL
-    out = args.out or (Path(tempfile.mkdtemp(prefix="deap_mln_throughput_quick_")) if args.quick
-                       else ROOT / "benchmarks" / "results")
-    figure = args.figure or (out / "scaling.png" if args.quick else ROOT / "docs" / "figures" / "scaling.png")
-    out.mkdir(parents=True, exist_ok=True)
+    out = harness.output_dir(args.out, args.quick, "throughput")
+    figure = args.figure or (out / "scaling.png" if args.quick else harness.REPO_ROOT / "docs/figures/scaling.png")
     work = Path(tempfile.mkdtemp(prefix="deap_mln_bench_"))
     tic = time.perf_counter()
-    report = dict(command=" ".join(["python", "benchmarks/throughput.py"] + (argv if argv is not None else sys.argv[1:])),
-                  quick=args.quick, machine=machine_facts(), load_before=load(), targets=TARGETS)
-    say(f"machine: {report['machine']['cpu_count']} CPUs, torch {torch.__version__}; load {report['load_before']}; "
-        f"work dir {work}")
+    report = dict(command=harness.command_line(__file__, argv), quick=args.quick, machine=harness.machine_info(),
+                  load_before=harness.load_average(), targets=TARGETS)
+    harness.say(f"machine: {report['machine']['cpu_count']} CPUs, torch {torch.__version__}; "
+                f"load {report['load_before']}; work dir {work}")
     if args.wait_idle:
-        report["waited_for_idle_seconds"] = round(wait_for_idle(args.max_load, args.wait_idle), 1)
-        report["load_before"] = load()
+        report["waited_for_idle_seconds"] = round(harness.wait_for_idle(args.max_load, args.wait_idle), 1)
+        report["load_before"] = harness.load_average()
     sections = report["sections"] = {}
     # on failure the work directory stays, with its logs
-    with Section("throughput", sections):
+    with harness.measured_section("throughput", sections):
         report["throughput"] = section_throughput(size, args.seed)
-    with Section("scoop", sections):
+    with harness.measured_section("scoop", sections):
         report["scoop"] = section_scoop(size, args.seed, work)
-    with Section("agreement", sections):
+    with harness.measured_section("agreement", sections):
         report["agreement"] = section_agreement(size, args.seed)
-    with Section("scaling", sections):
+    with harness.measured_section("scaling", sections):
         report["scaling"] = section_scaling(size, args.seed)
     plot_scaling(report["scaling"], figure)
     report["figure"] = str(figure)
     if args.paper_run:
-        with Section("paper_run", sections):
+        with harness.measured_section("paper_run", sections):
             report["paper_run"] = section_paper_run(size, args.seed, work, args.paper_run_scoop,
                                                     args.paper_run_all_generations)
     if args.keep:
-        say(f"work directory kept: {work}")
+        harness.say(f"work directory kept: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    report["load_after"] = load()
-    report["git_after"] = git_state()
+    report["load_after"] = harness.load_average()
+    report["git_after"] = harness.git_state()
     report["total_seconds"] = time.perf_counter() - tic
-    (out / "throughput.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "throughput.md").write_text(markdown(report))
-    say(f"wrote {out / 'throughput.json'}, {out / 'throughput.md'}, {figure} in {report['total_seconds'] / 60:.1f} min")
+    json_path, md_path = harness.write_results(out / "throughput", report, markdown(report))
+    harness.say(f"wrote {json_path}, {md_path}, {figure} in {report['total_seconds'] / 60:.1f} min")
     return 0
 
 
