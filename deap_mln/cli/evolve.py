@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deap_mln.cli.argtypes import UsageError, comma_separated, positive_int
+from deap_mln.cli.argtypes import UsageError, comma_separated, non_negative_int, positive_float, positive_int
 from deap_mln.cli.backend_flags import add_backend_arguments
 from deap_mln.mln.config import (
     ALGORITHMS,
@@ -13,6 +13,7 @@ from deap_mln.mln.config import (
     MUTATIONS,
     PRESETS,
     TASK_KINDS,
+    UPDATE_RULES,
     EvolutionConfig,
     preset,
 )
@@ -25,6 +26,9 @@ OVERRIDES = {
     "chunk_size": "chunk_size", "task_kind": "task_kind", "initial_sigma": "initial_sigma", "tau": "tau",
     "patience": "patience", "checkpoint_every": "checkpoint_every", "dynamic_update": "dynamic_update",
     "update_step": "update_step", "update_truncation": "update_truncation", "algorithm": "algorithm",
+    "update_rule": "update_rule", "update_steps": "update_steps", "update_lr": "update_lr",
+    "update_mutation_rate": "update_mutation_rate", "update_path": "update_path",
+    "validation_tasks": "validation_tasks", "validation_top": "validation_top", "test_tasks": "test_tasks",
     "mutation": "mutation", "classes": "edl_classes", "samples": "edl_samples", "pairs": "edl_pairs",
     "regimes": "edl_regimes", "error": "edl_error",
 }
@@ -59,10 +63,21 @@ def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) ->
     tasks.add_argument("--evaluation", choices=EVALUATION_PATHS, help="fast (tabulated, default) or exact")
     tasks.add_argument("--grid-size", type=positive_int, help="points of the fast path's table")
     tasks.add_argument("--chunk-size", type=positive_int, help="individuals trained together per work item")
-    tasks.add_argument("--dynamic-update", action="store_true", default=None,
-                       help="meta-gradient step on every offspring (Algorithm 1, line 18)")
-    tasks.add_argument("--update-step", type=float, help="length of the dynamic update's step (default 0.5)")
-    tasks.add_argument("--update-truncation", type=positive_int, help="inner steps unrolled for it (default 10)")
+    tasks.add_argument("--validation-tasks", type=non_negative_int,
+                       help="fixed tasks that choose the kept loss (default 4; 0: best single measurement)")
+    tasks.add_argument("--validation-top", type=positive_int, help="survivors validated per generation (default 3)")
+    tasks.add_argument("--test-tasks", type=non_negative_int, help="fixed tasks that score the kept loss once (default 8)")
+    update = ev.add_argument_group("dynamic update (Algorithm 1, lines 12-21)")
+    update.add_argument("--dynamic-update", action=argparse.BooleanOptionalAction, default=None,
+                        help="meta-gradient refinement of every offspring (default: on, off for --algorithm es)")
+    update.add_argument("--update-rule", choices=UPDATE_RULES,
+                        help="algorithm-1: T_inner steps, each then mutated at rate lambda_mut; normalised: one step")
+    update.add_argument("--update-steps", type=positive_int, help="T_inner (default 2)")
+    update.add_argument("--update-lr", type=positive_float, help="alpha (default 20)")
+    update.add_argument("--update-mutation-rate", type=float, help="lambda_mut (default 0.5)")
+    update.add_argument("--update-step", type=positive_float, help="length of the normalised rule's step (default 0.5)")
+    update.add_argument("--update-truncation", type=positive_int, help="inner steps unrolled (default 10)")
+    update.add_argument("--update-path", choices=EVALUATION_PATHS, help="fast (through the table, default) or exact")
     ranking = ev.add_argument_group("ranking fitness on synthetic predictions (pretrain-edl)")
     ranking.add_argument("--classes", type=positive_int, help="classes of the synthetic predictions")
     ranking.add_argument("--samples", type=positive_int, help="predictions drawn per generation")

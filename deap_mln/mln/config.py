@@ -17,6 +17,7 @@ MUTATIONS = ("log-normal", "chaotic")
 EDL_ERRORS = ("brier", "one-minus-p-true")
 EVALUATION_PATHS = ("fast", "exact")
 TASK_KINDS = ("linear", "nonlinear")
+UPDATE_RULES = ("algorithm-1", "normalised")
 
 
 @dataclass
@@ -37,9 +38,14 @@ class EvolutionConfig(JSONConfig):
     sigma_floor: float = 1e-5          # sigma never drops below this
     convergence_epsilon: float = 1e-5  # stop when the best fitness improves less than this ...
     patience: int = 20                 # ... for this many generations (0: never stop early)
-    dynamic_update: bool = False       # meta-gradient step on every offspring (Algorithm 1, line 18)
-    update_step: float = 0.5           # length of that step in parameter space
+    dynamic_update: bool = True        # meta-gradient refinement of every offspring (Algorithm 1, lines 12-21)
+    update_rule: str = "algorithm-1"   # algorithm-1: T_inner steps, each then a mutation at rate lambda_mut; or normalised
+    update_steps: int = 2              # T_inner: meta-gradient steps per offspring (algorithm-1)
+    update_lr: float = 20.0            # alpha of M <- M - alpha grad L_meta (algorithm-1)
+    update_mutation_rate: float = 0.5  # lambda_mut: chance of a mutation after each step (algorithm-1)
+    update_step: float = 0.5           # length of the single step (normalised)
     update_truncation: int = 10        # inner SGD steps unrolled for the meta-gradient
+    update_path: str = "fast"          # fast: through the fitness's table of g'; exact: the MLN at every unrolled step
     # meta-loss network and what its fitness measures
     hidden: tuple[int, ...] = PAPER_HIDDEN
     fitness: str = "meta-mse"          # meta-mse: Eq. 1 on synthetic tasks; ranking: EDL's ranking consistency
@@ -99,6 +105,12 @@ class EvolutionConfig(JSONConfig):
              f"sigma_floor must be in (0, initial_sigma], got {self.sigma_floor}")
         require(not self.dynamic_update or self.fitness == "meta-mse",
              "dynamic_update differentiates the meta-MSE fitness; it cannot be used with fitness='ranking'")
+        require(self.update_rule in UPDATE_RULES, f"update_rule must be one of {UPDATE_RULES}, got {self.update_rule!r}")
+        require(self.update_path in EVALUATION_PATHS, f"update_path must be one of {EVALUATION_PATHS}, got {self.update_path!r}")
+        require(self.update_steps >= 1, f"update_steps must be at least 1, got {self.update_steps}")
+        require(self.update_lr > 0, f"update_lr must be positive, got {self.update_lr}")
+        require(0.0 <= self.update_mutation_rate <= 1.0,
+                f"update_mutation_rate must be in [0, 1], got {self.update_mutation_rate}")
         require(self.update_step > 0, f"update_step must be positive, got {self.update_step}")
         require(self.update_truncation >= 1, f"update_truncation must be at least 1, got {self.update_truncation}")
         require(self.convergence_epsilon >= 0, f"convergence_epsilon must be non-negative, got {self.convergence_epsilon}")
@@ -133,13 +145,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # EDL: distribution-free pretraining of a small loss network by ranking consistency,
     # ES with chaotic mutation; no classifier training, no real data.
     "edl": dict(algorithm="es", fitness="ranking", mutation="chaotic", hidden=(16, 16), mu=10, lambda_=20,
-                generations=60, initial_sigma=0.05, patience=0, chunk_size=30),
+                generations=60, initial_sigma=0.05, patience=0, chunk_size=30, dynamic_update=False),
 }
 
 
 def preset(name: str, **overrides: Any) -> EvolutionConfig:
-    """The named preset with field overrides applied, validated."""
+    """The named preset with field overrides applied, validated. ``algorithm="es"`` also turns
+    the dynamic update off unless ``dynamic_update`` is given: ES is the paper's baseline."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    if values.get("algorithm") == "es" and "dynamic_update" not in overrides:
+        values["dynamic_update"] = False  # the ES baseline is the method without Algorithm 1's update
     return EvolutionConfig.from_dict(values)

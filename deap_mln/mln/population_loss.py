@@ -47,29 +47,36 @@ class ExactMLNLoss:
         return grad
 
 
-def tabulate_binary_mln(genomes: torch.Tensor, hidden: Sequence[int], grid_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Values g(q_j) and exact derivatives g'(q_j) on q_j = j / (grid_size - 1); each (P, grid_size)."""
+def tabulate_binary_mln(genomes: torch.Tensor, hidden: Sequence[int], grid_size: int,
+                        differentiable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Values g(q_j) and exact derivatives g'(q_j) on q_j = j / (grid_size - 1); each (P, grid_size).
+
+    With ``differentiable`` both tables keep their graph to ``genomes`` (the dynamic update
+    differentiates through them); otherwise they are plain tensors.
+    """
     q = torch.linspace(0.0, 1.0, grid_size, dtype=genomes.dtype).expand(genomes.shape[0], -1).clone().requires_grad_()
     with torch.enable_grad():
         values = batched_mln_forward(genomes, eq4_inputs(q, 1 - q), hidden)
         # Each value depends only on its own q, so the gradient of the sum is g' pointwise.
-        (slopes,) = torch.autograd.grad(values.sum(), q)
-    return values.detach(), slopes
+        (slopes,) = torch.autograd.grad(values.sum(), q, create_graph=differentiable)
+    return (values, slopes) if differentiable else (values.detach(), slopes)
 
 
 def interpolate(table: torch.Tensor, steps: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Linear interpolation of rows of ``table`` (P, N), sampled at j / (N - 1), at q (P, B) in [0, 1].
 
     ``steps`` is ``table.diff(dim=1)``, precomputed because the inner loop interpolates
-    thousands of times per table.
+    thousands of times per table. Differentiable in ``table``, ``steps`` and ``q`` when they
+    carry a graph (the dynamic update's); otherwise it works in place, which the inner loop needs.
     """
     last = table.shape[1] - 1
     pos = q * last
     # a diverged member's NaN must reach its fitness, not become a garbage index
     left = pos.nan_to_num(0.0).floor_().clamp_(0, last - 1)
-    frac = pos.sub_(left)
-    left = left.long()
-    return table.gather(1, left).addcmul_(frac, steps.gather(1, left))
+    index = left.long()
+    if torch.is_grad_enabled() and (table.requires_grad or steps.requires_grad or q.requires_grad):
+        return table.gather(1, index) + (pos - left) * steps.gather(1, index)
+    return table.gather(1, index).addcmul_(pos.sub_(left), steps.gather(1, index))
 
 
 class TabulatedMLNLoss:
@@ -90,6 +97,35 @@ class TabulatedMLNLoss:
     def logit_gradient(self, logits: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
         q = p_true(logits, sign)
         return interpolate(self.slopes, self.slope_steps, q).mul_(q * (1 - q)).mul_(sign / logits.shape[1])
+
+
+class BaselinePopulationLoss:
+    """A fixed reference loss in the same binary inner loop: ``ce`` -log q, ``mse`` 2 (1 - q)^2
+    (softmax MSE summed over both classes) or ``focal`` -(1 - q)^2 log q, as functions of
+    q = p_true, with their exact derivatives g'(q) (the same losses as
+    :mod:`deap_mln.metatest.baselines` on two classes)."""
+
+    NAMES = ("ce", "mse", "focal")
+
+    def __init__(self, name: str):
+        if name not in self.NAMES:
+            raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(self.NAMES)}")
+        self.name = name
+
+    def _value_and_slope(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_q = torch.log(q.clamp_min(1e-12))
+        if self.name == "ce":
+            return -log_q, -1.0 / q.clamp_min(1e-12)
+        if self.name == "mse":
+            return 2 * (1 - q) ** 2, -4 * (1 - q)
+        return -(1 - q) ** 2 * log_q, 2 * (1 - q) * log_q - (1 - q) ** 2 / q.clamp_min(1e-12)
+
+    def __call__(self, logits: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        return self._value_and_slope(p_true(logits, sign))[0].mean(dim=1)
+
+    def logit_gradient(self, logits: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        q = p_true(logits, sign)
+        return self._value_and_slope(q)[1] * q * (1 - q) * sign / logits.shape[1]
 
 
 def population_mln_loss(path: str, genomes: torch.Tensor, hidden: Sequence[int], grid_size: int) -> PopulationLoss:

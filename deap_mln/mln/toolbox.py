@@ -50,8 +50,7 @@ def build_toolbox(config: EvolutionConfig, rng: np.random.Generator, map_fn: Cal
     tb.register("select_parents", select_roulette if config.algorithm == "hybrid" else select_uniform, rng=rng)
     tb.register("select", tools.selBest)
     if config.dynamic_update:
-        tb.register("refine", dynamic_update, rng=rng, config=config, step_size=config.update_step,
-                    truncation=config.update_truncation)
+        tb.register("refine", dynamic_update, rng=rng, config=config, mutate=tb.mutate)
     else:
         tb.register("refine", keep_unchanged)
     tb.register("map", map_fn)

@@ -26,22 +26,23 @@ from deap_mln.data.synthetic import generation_tasks
 from deap_mln.io import BEST_LOSS_FILE, RESULT_FILE, write_json, write_text
 from deap_mln.mln.config import EvolutionConfig, preset
 from deap_mln.mln.edl import ranking_fitness
-from deap_mln.mln.fitness import population_fitness
-from deap_mln.mln.inner import train_population
+from deap_mln.mln.fitness import fitness_from_mse
+from deap_mln.mln.inner import PopulationLoss, train_population, validation_mse
 from deap_mln.mln.network import load_loss_record
-from deap_mln.mln.population_loss import TabulatedMLNLoss
+from deap_mln.mln.population_loss import BaselinePopulationLoss, TabulatedMLNLoss
 from deap_mln.mln.run import evolve
 from deap_mln.parallel import single_thread
 from deap_mln.plotting import pyplot, save_figure
-from deap_mln.stats import compare, median_iqr
+from deap_mln.stats import a12, compare_paired, median_iqr
 
-_HYBRID = {"algorithm": "hybrid", "mutation": "log-normal"}
-_ES = {"algorithm": "es", "mutation": "log-normal"}
+_HYBRID = {"algorithm": "hybrid", "mutation": "log-normal", "dynamic_update": True, "update_rule": "algorithm-1"}
+_ES = {"algorithm": "es", "mutation": "log-normal", "dynamic_update": False}
 VARIANTS: dict[str, dict] = {
-    "hybrid": _HYBRID,                                   # roulette + one-point crossover + adaptive mutation
+    "hybrid": _HYBRID,                                   # all of Algorithm 1: roulette, crossover, adaptive mutation, update
     "es": _ES,                                           # the ES-only baseline (paper's Table 3)
+    "hybrid-no-update": {**_HYBRID, "dynamic_update": False},        # Algorithm 1 without lines 12-21
+    "hybrid-normalised-update": {**_HYBRID, "update_rule": "normalised"},  # one fixed-length step instead
     "hybrid-fixed-sigma": {**_HYBRID, "tau": 0.0},       # no adaptive mutation: sigma stays at its initial value
-    "hybrid-dynamic": {**_HYBRID, "dynamic_update": True},  # with the meta-gradient dynamic update
     "hybrid-chaotic": {**_HYBRID, "mutation": "chaotic"},   # EDL's logistic-map noise instead of Gaussian
     "es-chaotic": {**_ES, "mutation": "chaotic"},        # the EDL search
 }
@@ -68,48 +69,77 @@ def job_config(budget: str, variant: str, seed: int) -> EvolutionConfig:
     return preset(name, **overrides, **VARIANTS[variant], seed=seed, patience=0)
 
 
-def held_out_scores(genome: np.ndarray, config: EvolutionConfig) -> dict:
-    """Scores of a loss on held-out data of ``config.seed``.
+REFERENCE_LOSSES = BaselinePopulationLoss.NAMES  # fixed losses scored beside the variants
 
-    meta-MSE fitness: Eq. 1 on held-out tasks, and accuracy of a classifier trained with the
-    loss (inner-loop SGD settings) against the ground truth's labels on their validation points.
+
+def held_out_scores(genome: np.ndarray | None, config: EvolutionConfig, baseline: str | None = None) -> dict:
+    """Scores of a loss (an MLN ``genome``, or a fixed ``baseline`` loss) on held-out data of ``config.seed``.
+
+    meta-MSE fitness: Eq. 1 on held-out tasks (the same tasks for every variant and reference
+    loss of a seed), and accuracy of a classifier trained with the loss (inner-loop SGD
+    settings) against the ground truth's labels on their validation points.
     Ranking fitness: ranking consistency on a held-out sample of predictions.
     """
     if config.fitness == "ranking":
+        if genome is None:
+            raise ValueError("reference losses are scored on meta-MSE budgets only")
         with single_thread():
             return dict(held_out_fitness=float(ranking_fitness(genome[None], config, HELD_OUT_GENERATION)[0]))
     held_out = dataclasses.replace(config, tasks_per_eval=HELD_OUT_TASKS, evaluation="fast")
     tasks = generation_tasks(held_out, HELD_OUT_GENERATION)
-    with single_thread():
-        fitness = float(population_fitness(genome[None], held_out, tasks)[0])
+    if genome is None:
+        if baseline is None:
+            raise ValueError("held_out_scores needs a genome or a baseline loss")
+        loss: PopulationLoss = BaselinePopulationLoss(baseline)
+    else:
         loss = TabulatedMLNLoss(torch.as_tensor(genome[None]), config.hidden, config.grid_size)
-        accuracy = []
+    mses, accuracy = [], []
+    with single_thread():
         for task in tasks:
             classifier = train_population(loss, task, 1, task_kind=config.task_kind, lr=config.inner_lr,
                                           batch=config.inner_batch, epochs=config.inner_epochs)
+            mses.append(float(validation_mse(classifier, task)[0]))
             predicted = classifier.logits(task.x_val)[0] > 0
             accuracy.append(float((predicted == (task.p_val > 0.5)).float().mean()))
+    fitness = float(fitness_from_mse(torch.tensor([np.mean(mses)]))[0])
     return dict(held_out_fitness=fitness, held_out_accuracy=float(np.mean(accuracy)))
 
 
 def run_job(budget: str, variant: str, seed: int, out_dir: str) -> dict:
-    """Evolve one (variant, seed), score its best loss on held-out tasks, write result.json."""
+    """Evolve one (variant, seed), score its kept loss on held-out tasks, write result.json.
+
+    A reference loss (``ce``, ``mse``, ``focal``) is not evolved: it is scored on the same
+    held-out tasks, with the same inner training, as the variants of its seed.
+    The loss the run kept (chosen on validation tasks) and the best single measurement of the
+    run (what earlier versions kept) are both scored, which measures what validation changes.
+    """
     run_dir = Path(out_dir) / "runs" / f"{variant}-seed{seed}"
     result_file = run_dir / RESULT_FILE
     if result_file.is_file():
         return json.loads(result_file.read_text())
+    if variant in REFERENCE_LOSSES:
+        tic = time.perf_counter()
+        config = job_config(budget, "hybrid", seed)
+        result = dict(variant=variant, seed=seed, budget=budget, reference_loss=True,
+                      **held_out_scores(None, config, baseline=variant), seconds=time.perf_counter() - tic)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(result_file, result)
+        return result
     if run_dir.exists():  # an interrupted job: start it again from scratch
         for p in run_dir.iterdir():
             p.unlink()
     config = job_config(budget, variant, seed)
     tic = time.perf_counter()
     run = evolve(config, run_dir, progress=None)
+    seconds = time.perf_counter() - tic
     rows = list(run.state.logbook)
     genome = load_loss_record(run_dir / BEST_LOSS_FILE)["genome"].numpy()
+    single = held_out_scores(np.asarray(run.state.hall_of_fame[0]), config)
     result = dict(variant=variant, seed=seed, budget=budget,
                   best=[r["best"] for r in rows], evals=np.cumsum([r["evals"] for r in rows]).tolist(),
-                  failed=int(sum(r["failed"] for r in rows)), final_best=rows[-1]["best"],
-                  seconds=time.perf_counter() - tic, **held_out_scores(genome, config))
+                  failed=int(sum(r["failed"] for r in rows)), final_best=rows[-1]["best"], seconds=seconds,
+                  **held_out_scores(genome, config),
+                  **{f"{k}_single_measurement": v for k, v in single.items()}, run_scores=run.scores)
     write_json(result_file, result)
     return result
 
@@ -126,27 +156,43 @@ def evaluations_to_reach(result: dict, threshold: float) -> int | None:
     return None
 
 
-MEASURES = ("held_out_fitness", "held_out_accuracy", "final_best")
+MEASURES = ("held_out_fitness", "held_out_accuracy")  # measured alike for variants and reference losses
+
+
+def paired_against(results: Sequence[dict], reference: Sequence[dict], measure: str) -> dict:
+    """``results`` against ``reference`` on ``measure``, paired by seed (a seed's variants and
+    reference losses share the held-out tasks): mean difference, bootstrap CI, sign-flip p, A12."""
+    ref = {r["seed"]: r[measure] for r in reference}
+    pairs = [(r[measure], ref[r["seed"]]) for r in results if r["seed"] in ref]
+    values, reference_values = [p[0] for p in pairs], [p[1] for p in pairs]
+    return {**dataclasses.asdict(compare_paired(values, reference_values)), "a12": a12(values, reference_values)}
 
 
 def summarise_variants(results: Sequence[dict], variants: Sequence[str], threshold: float) -> dict:
-    """Per-variant medians and quartiles, and each variant against the first one (the reference)."""
-    by_variant = {v: sorted((r for r in results if r["variant"] == v), key=lambda r: r["seed"]) for v in variants}
+    """Per-variant (and per-reference-loss) medians and quartiles, and each against the first
+    variant (the reference), paired by seed."""
+    names = list(dict.fromkeys([*variants, *(r["variant"] for r in results)]))
+    by_variant = {v: sorted((r for r in results if r["variant"] == v), key=lambda r: r["seed"]) for v in names}
     measures = [m for m in MEASURES if results and all(m in r for r in results)]
     summary = {}
     for v, rs in by_variant.items():
-        reached = [evaluations_to_reach(r, threshold) for r in rs]
-        hit = [e for e in reached if e is not None]
-        summary[v] = {
-            "seeds": len(rs),
-            **{f"{k}_median": float(np.median([r[k] for r in rs])) for k in (*measures, "seconds")},
-            **{f"{k}_iqr": [float(np.percentile([r[k] for r in rs], q)) for q in (25, 75)] for k in measures},
-            "reached_threshold": f"{len(hit)}/{len(rs)}",
-            "evals_to_threshold_median": float(np.median(hit)) if hit else None,
-            "failed_evaluations": int(sum(r["failed"] for r in rs)),
-        }
+        if not rs:
+            continue
+        summary[v] = {"seeds": len(rs), "reference_loss": bool(rs[0].get("reference_loss")),
+                      **{f"{k}_median": float(np.median([r[k] for r in rs])) for k in (*measures, "seconds")},
+                      **{f"{k}_iqr": [float(np.percentile([r[k] for r in rs], q)) for q in (25, 75)] for k in measures}}
+        if not rs[0].get("reference_loss"):
+            hit = [e for e in (evaluations_to_reach(r, threshold) for r in rs) if e is not None]
+            summary[v] |= {"final_best_median": float(np.median([r["final_best"] for r in rs])),
+                           "reached_threshold": f"{len(hit)}/{len(rs)}",
+                           "evals_to_threshold_median": float(np.median(hit)) if hit else None,
+                           "failed_evaluations": int(sum(r["failed"] for r in rs))}
+            if all("held_out_fitness_single_measurement" in r for r in rs):
+                summary[v]["validation_vs_single_measurement"] = paired_against(
+                    rs, [{**r, "held_out_fitness": r["held_out_fitness_single_measurement"]} for r in rs],
+                    "held_out_fitness")
     reference = variants[0]
-    comparisons = {v: {k: compare([r[k] for r in rs], [r[k] for r in by_variant[reference]]) for k in measures}
+    comparisons = {v: {k: paired_against(rs, by_variant[reference], k) for k in measures}
                    for v, rs in by_variant.items() if v != reference and rs and by_variant[reference]}
     return dict(reference=reference, summary=summary, comparisons=comparisons)
 
@@ -156,7 +202,7 @@ def plot_results(results: Sequence[dict], variants: Sequence[str], out: Path) ->
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, v in enumerate(variants):
-        rs = [r for r in results if r["variant"] == v]
+        rs = [r for r in results if r["variant"] == v and "best" in r]
         if not rs:
             continue
         med, lo, hi = median_iqr([r["best"] for r in rs])
@@ -171,7 +217,7 @@ def plot_results(results: Sequence[dict], variants: Sequence[str], out: Path) ->
     save_figure(fig, out / "convergence.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    present = [v for v in variants if any(r["variant"] == v for r in results)]
+    present = list(dict.fromkeys(r["variant"] for r in results))
     ax.boxplot([[r["held_out_fitness"] for r in results if r["variant"] == v] for v in present])
     ax.set_xticks(range(1, len(present) + 1), present)
     ax.set_ylabel("held-out fitness of the final best loss")
@@ -180,36 +226,63 @@ def plot_results(results: Sequence[dict], variants: Sequence[str], out: Path) ->
     save_figure(fig, out / "final_fitness.png")
 
 
+def _difference(c: dict, digits: int) -> str:
+    """Mean difference with its CI (or alone when the sample is too small for one)."""
+    if c["ci_low"] != c["ci_low"]:  # NaN: too few seeds
+        return f"{c['mean_difference']:+.{digits}f}"
+    return f"{c['mean_difference']:+.{digits}f} [{c['ci_low']:+.{digits}f}, {c['ci_high']:+.{digits}f}]"
+
+
+def _p(c: dict) -> str:
+    return f"n/a (n = {c['n']} < 5)" if c["p_value"] != c["p_value"] else f"{c['p_value']:.3g}"
+
+
 def markdown_report(report: dict) -> str:
     ref = report["reference"]
     lines = [f"# Variants compared: budget `{report['budget']}`, {len(report['seeds'])} seeds", "",
-             f"Threshold for 'evaluations to reach': best fitness >= {report['threshold']}.", "",
+             f"Threshold for 'evaluations to reach': best fitness >= {report['threshold']}. Held-out: "
+             f"{report['held_out']['tasks']} tasks per seed that no run trains on, the same for every row of a seed; "
+             f"reference losses (CE, MSE, focal) are trained there with the same inner SGD as the evolved ones.", "",
              "| variant | seeds | final best (median) | held-out fitness median [IQR] | held-out accuracy median "
              "| reached | evals to threshold (median) | s/run |",
              "|---|---|---|---|---|---|---|---|"]
     for v, s in report["summary"].items():
         lo, hi = s["held_out_fitness_iqr"]
-        evals = "-" if s["evals_to_threshold_median"] is None else f"{s['evals_to_threshold_median']:.0f}"
         accuracy = f"{s['held_out_accuracy_median']:.4f}" if "held_out_accuracy_median" in s else "-"
+        if s["reference_loss"]:
+            lines.append(f"| {v} (reference loss) | {s['seeds']} | - | {s['held_out_fitness_median']:.5f} "
+                         f"[{lo:.5f}, {hi:.5f}] | {accuracy} | - | - | {s['seconds_median']:.1f} |")
+            continue
+        evals = "-" if s["evals_to_threshold_median"] is None else f"{s['evals_to_threshold_median']:.0f}"
         lines.append(f"| {v} | {s['seeds']} | {s['final_best_median']:.5f} | {s['held_out_fitness_median']:.5f} "
                      f"[{lo:.5f}, {hi:.5f}] | {accuracy} | {s['reached_threshold']} | {evals} | "
                      f"{s['seconds_median']:.1f} |")
     if report["comparisons"]:
-        lines += ["", f"Against `{ref}` (two-sided Mann-Whitney U; A12 = P(variant > {ref})):", "",
-                  "| variant | measure | p-value | A12 | magnitude |", "|---|---|---|---|---|"]
+        lines += ["", f"Against `{ref}`, paired by seed (mean difference row - {ref} with its 95% bootstrap CI; "
+                  f"exact two-sided sign-flip test, none below 5 seeds; A12 = P(row > {ref})):", "",
+                  "| row | measure | mean difference [95% CI] | p-value | A12 |", "|---|---|---|---|---|"]
         for v, by_measure in report["comparisons"].items():
             for measure, c in by_measure.items():
-                lines.append(f"| {v} | {measure} | {c['p_value']:.3g} | {c['a12']:.2f} | {c['magnitude']} |")
+                lines.append(f"| {v} | {measure} | {_difference(c, 5)} | {_p(c)} | {c['a12']:.2f} |")
+    checked = {v: s["validation_vs_single_measurement"] for v, s in report["summary"].items()
+               if "validation_vs_single_measurement" in s}
+    if checked:
+        lines += ["", "What keeping the validated loss instead of the best single measurement changes "
+                  "(held-out fitness, kept - single measurement, paired by seed):", "",
+                  "| variant | mean difference [95% CI] | p-value |", "|---|---|---|"]
+        lines += [f"| {v} | {_difference(c, 5)} | {_p(c)} |" for v, c in checked.items()]
     lines += ["", "![convergence](convergence.png)", "", "![final fitness](final_fitness.png)", ""]
     return "\n".join(lines)
 
 
 def compare_variants(variants: Sequence[str], seeds: int, budget: str, out_dir: str | Path, *, workers: int = 1,
-                  threshold: float | None = None, progress: Callable[[str], None] | None = print) -> dict:
+                     threshold: float | None = None, references: Sequence[str] | None = None,
+                     progress: Callable[[str], None] | None = print) -> dict:
     """Run (or resume) every (variant, seed) job, then write bench.json, report.md and the plots.
 
     The first variant is the reference the others are tested against; ``threshold``
-    defaults to the budget's.
+    defaults to the budget's. ``references`` are fixed losses scored beside the variants
+    (default: CE, MSE and focal on meta-MSE budgets, none on ranking budgets).
     """
     out = Path(out_dir)
     for v in variants:
@@ -218,8 +291,13 @@ def compare_variants(variants: Sequence[str], seeds: int, budget: str, out_dir: 
         threshold = BUDGETS[budget][2]
     if seeds < 1 or workers < 1:
         raise ValueError("--seeds and --workers must be at least 1")
+    if references is None:
+        references = REFERENCE_LOSSES if job_config(budget, variants[0], 0).fitness == "meta-mse" else ()
+    unknown = [r for r in references if r not in REFERENCE_LOSSES]
+    if unknown:
+        raise ValueError(f"unknown reference loss {unknown[0]!r}; choose from {', '.join(REFERENCE_LOSSES)}")
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(budget, v, s, str(out)) for s in range(seeds) for v in variants]
+    jobs = [(budget, v, s, str(out)) for s in range(seeds) for v in (*variants, *references)]
     say = progress or (lambda line: None)
     results = []
     if workers == 1:

@@ -45,13 +45,13 @@ def test_export_weights_round_trip_with_metadata(run_dir, tmp_path, batch):
 
 def test_export_table_round_trip_via_cli(run_dir, tmp_path, batch, capsys):
     path = tmp_path / "t.pt"
-    assert main(["export", str(run_dir), "--format", "table", "--resolution", "65", "--probes", "5000",
+    assert main(["export", str(run_dir), "--format", "table", "--resolution", "129", "--probes", "5000",
                  "--out", str(path)]) == 0
     assert "max value error" in capsys.readouterr().out
     table = load_saved_loss(path)
-    assert isinstance(table, CompiledMLNLoss) and table.resolution == 65
+    assert isinstance(table, CompiledMLNLoss) and table.resolution == 129
     meta = table.metadata
-    assert meta["compile"]["resolution"] == 65 and meta["seed"] == 5 and "fitness" in meta
+    assert meta["compile"]["resolution"] == 129 and meta["seed"] == 5 and "fitness" in meta
     assert meta["compile_error"]["relative_value_error"] < 1e-3
     exact = load_loss(run_dir / "best_loss.pt")(*batch)
     assert abs(table(*batch).item() - exact.item()) < 1e-3 * abs(exact.item())

@@ -39,19 +39,50 @@ def test_meta_gradient_matches_finite_differences(rng):
         assert grad[0, i].item() == pytest.approx((f(genome + e) - f(genome - e)) / 2e-6, rel=1e-3, abs=1e-9)
 
 
-def test_dynamic_update_moves_each_genome_by_the_step_length_in_place(rng):
-    config = tiny_config()
+def no_mutation(individual):
+    raise AssertionError("the normalised rule never mutates")
+
+
+def test_the_normalised_rule_moves_each_genome_by_the_step_length_in_place(rng):
+    config = tiny_config(update_rule="normalised", update_step=0.2, update_truncation=5)
     individuals = [make_individual(glorot_genome(config.hidden, rng), 0.1) for _ in range(3)]
     frozen = make_individual(np.zeros_like(individuals[0]), 0.1)  # zero MLN: constant loss, zero gradient
     before = [np.array(ind) for ind in individuals + [frozen]]
-    out = dynamic_update(individuals + [frozen], rng, config=config, step_size=0.2, truncation=5)
+    out = dynamic_update(individuals + [frozen], rng, config=config, mutate=no_mutation)
     assert out[0] is individuals[0]
     for ind, old in zip(individuals, before):
         assert np.linalg.norm(np.asarray(ind, dtype=np.float64) - old) == pytest.approx(0.2, rel=1e-4)
     np.testing.assert_array_equal(frozen, before[-1])
 
 
-def test_dynamic_update_is_registered_as_refine_only_when_asked(rng):
-    assert build_toolbox(tiny_config(), rng).refine.func.__name__ == "keep_unchanged"
-    refine = build_toolbox(tiny_config(dynamic_update=True), rng).refine
-    assert refine.func.__name__ == "dynamic_update" and refine.keywords["truncation"] == 10
+def test_the_algorithm_1_rule_takes_raw_gradient_steps_each_followed_by_a_mutation_at_its_rate():
+    config = tiny_config(update_steps=1, update_lr=3.0, update_mutation_rate=0.0, update_truncation=4)
+    rng = np.random.default_rng(1)
+    individuals = [make_individual(glorot_genome(config.hidden, rng), 0.1) for _ in range(4)]
+    before = np.stack(individuals).copy()
+    task = update_task(config, np.random.default_rng(7))
+    expected = before - 3.0 * meta_gradient(before, task, config, 4, "fast")
+    dynamic_update(individuals, np.random.default_rng(7), config=config, mutate=no_mutation)
+    np.testing.assert_allclose(np.stack(individuals), expected, rtol=1e-6, atol=1e-7)
+
+    mutated = []
+    always = tiny_config(update_steps=3, update_mutation_rate=1.0, update_truncation=2)
+    dynamic_update(individuals, rng, config=always, mutate=lambda ind: mutated.append(ind) or (ind,))
+    assert len(mutated) == 3 * len(individuals)  # every step of every individual
+
+
+def test_the_fast_meta_gradient_agrees_with_the_exact_unrolled_one(rng):
+    for hidden in ((8, 8), (32, 64, 32)):
+        config = tiny_config(hidden=hidden)
+        genomes = np.stack([glorot_genome(hidden, rng) for _ in range(6)])
+        task = update_task(config, rng)
+        exact = meta_gradient(genomes, task, config, 10, "exact").astype(np.float64)
+        fast = meta_gradient(genomes, task, config, 10, "fast").astype(np.float64)
+        cosine = (exact * fast).sum(1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(fast, axis=1)
+        assert cosine.min() >= 0.99, cosine
+
+
+def test_the_update_is_algorithm_1_unless_switched_off(rng):
+    refine = build_toolbox(tiny_config(), rng).refine
+    assert refine.func.__name__ == "dynamic_update" and refine.keywords["config"].update_rule == "algorithm-1"
+    assert build_toolbox(tiny_config(dynamic_update=False), rng).refine.func.__name__ == "keep_unchanged"

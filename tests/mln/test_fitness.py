@@ -110,3 +110,19 @@ def test_chunks_depend_on_config_only(config, genomes):
     finally:
         torch.set_num_threads(before)
     assert all(isinstance(f, float) for f in results) and len(results) == 6
+
+
+@pytest.mark.parametrize("name", ["ce", "mse", "focal"])
+def test_reference_population_losses_are_the_meta_test_baselines_on_two_classes(name):
+    from deap_mln.metatest.baselines import baseline_loss
+    from deap_mln.mln.population_loss import BaselinePopulationLoss
+
+    torch.manual_seed(0)
+    z, y = torch.randn(1, 9, dtype=torch.float64), torch.randint(2, (9,))
+    sign = (y * 2 - 1).double()
+    logit = z.clone().requires_grad_()
+    value = baseline_loss(name)(torch.stack([torch.zeros(9, dtype=torch.float64), logit[0]], 1), y)
+    (grad,) = torch.autograd.grad(value, logit)
+    loss = BaselinePopulationLoss(name)
+    assert float(loss(z, sign)[0]) == pytest.approx(float(value.detach()), rel=1e-12)
+    torch.testing.assert_close(loss.logit_gradient(z, sign), grad)

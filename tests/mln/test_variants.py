@@ -1,6 +1,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from deap_mln.cli import main
@@ -32,19 +33,28 @@ def test_summary_compares_each_variant_with_the_hybrid():
     assert report["summary"]["es"]["reached_threshold"] == "0/6"
     assert report["reference"] == "hybrid"
     es = report["comparisons"]["es"]["held_out_fitness"]
-    assert es["a12"] == 0.0 and es["p_value"] < 0.01
+    # six pairs, every one worse by 0.2: the smallest p six pairs can give, and the exact difference
+    assert es["a12"] == 0.0 and es["p_value"] == pytest.approx(2 / 2**6)
+    assert es["mean_difference"] == pytest.approx(-0.2) and es["ci_low"] == pytest.approx(-0.2)
+    few = summarise_variants([r for r in results if r["seed"] < 3], ["hybrid", "es"], threshold=-0.2)
+    assert np.isnan(few["comparisons"]["es"]["held_out_fitness"]["p_value"])  # 3 seeds: no p-value
 
 
 @pytest.mark.slow
 def test_bench_writes_its_outputs_and_resumes_from_partial_results(tmp_path):
     out = tmp_path / "bench"
-    report = compare_variants(["hybrid", "es", "hybrid-fixed-sigma", "hybrid-dynamic"], 2, "smoke", out, progress=None)
+    report = compare_variants(["hybrid", "es", "hybrid-fixed-sigma", "hybrid-no-update"], 2, "smoke", out, progress=None)
     for name in ("bench.json", "report.md", "convergence.png", "final_fitness.png"):
         assert (out / name).is_file()
-    assert len(report["results"]) == 8
-    assert {tuple(r["evals"]) for r in report["results"]} == {(4, 12, 20)}  # same evaluations for all
+    assert len(report["results"]) == 8 + 2 * 3  # 4 variants and CE, MSE, focal, 2 seeds each
+    evolved = [r for r in report["results"] if not r.get("reference_loss")]
+    assert {tuple(r["evals"]) for r in evolved} == {(4, 12, 20)}  # same evaluations for all
+    assert all("held_out_fitness_single_measurement" in r and r["run_scores"]["kept"]["selected_by"] == "validation"
+               for r in evolved)
     saved = json.loads((out / "bench.json").read_text())
-    assert set(saved["comparisons"]) == {"es", "hybrid-fixed-sigma", "hybrid-dynamic"}
+    assert set(saved["comparisons"]) == {"es", "hybrid-fixed-sigma", "hybrid-no-update", "ce", "mse", "focal"}
+    assert saved["summary"]["ce"]["reference_loss"] and not saved["summary"]["es"]["reference_loss"]
+    assert "| ce (reference loss) | 2 |" in (out / "report.md").read_text()
     # without adaptation sigma stays at its initial value; with it, it moves
     for variant, fixed in (("hybrid-fixed-sigma", True), ("hybrid", False)):
         with open(out / "runs" / f"{variant}-seed0" / "logbook.csv") as f:
@@ -55,7 +65,7 @@ def test_bench_writes_its_outputs_and_resumes_from_partial_results(tmp_path):
     done = out / "runs" / "es-seed1" / "result.json"
     stamp = done.stat().st_mtime_ns
     (out / "runs" / "hybrid-seed1" / "result.json").unlink()  # as if interrupted during this job
-    again = compare_variants(["hybrid", "es", "hybrid-fixed-sigma", "hybrid-dynamic"], 2, "smoke", out, progress=None)
+    again = compare_variants(["hybrid", "es", "hybrid-fixed-sigma", "hybrid-no-update"], 2, "smoke", out, progress=None)
     assert done.stat().st_mtime_ns == stamp  # finished jobs are not run again
     drop_time = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]
     assert drop_time(again["results"]) == drop_time(report["results"])  # the re-run job gives the same numbers
@@ -83,4 +93,4 @@ def test_bench_compares_edl_mutations_on_held_out_ranking(tmp_path):
 
 def test_dynamic_update_is_refused_with_the_ranking_fitness():
     with pytest.raises(ValueError, match="dynamic_update"):
-        job_config("edl", "hybrid-dynamic", 0)
+        job_config("edl", "hybrid", 0)  # the full hybrid includes the update
