@@ -80,3 +80,14 @@ def test_the_package_root_exports_what_it_lists():
         assert getattr(deap_mln, name) is not None
     with pytest.raises(AttributeError):
         deap_mln.no_such_name  # noqa: B018
+
+
+def test_every_config_field_is_documented():
+    import dataclasses
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    for cls, page in ((EvolutionConfig, "configuration.md"), (GPConfig, "gp.md")):
+        text = (docs / page).read_text()
+        missing = [f.name for f in dataclasses.fields(cls) if f"`{f.name}`" not in text]
+        assert not missing, f"{page} does not describe {missing}"

@@ -63,7 +63,7 @@ class EvolutionConfig(JSONConfig):
     pool_size: int = 500_000
     train_size: int = 50_000
     val_size: int = 10_000
-    tasks_per_eval: int = 1            # tasks per generation; every individual of a generation sees the same ones
+    tasks_per_eval: int = 2            # tasks per generation, shared by its individuals (2: benchmarks/results/algorithm1.md)
     validation_tasks: int = 4          # fixed tasks that choose the loss a run keeps (0: keep the best single measurement)
     validation_top: int = 3            # survivors validated each generation (each genome once)
     test_tasks: int = 8                # fixed tasks that score the kept loss once, at the end (0: none)

@@ -30,6 +30,7 @@ from deap_mln.mln.config import EvolutionConfig
 from deap_mln.mln.inner import classifier_sizes, glorot_layers
 from deap_mln.mln.network import batched_mln_forward, eq4_inputs
 from deap_mln.mln.population_loss import interpolate, tabulate_binary_mln
+from deap_mln.parallel import single_thread
 from deap_mln.seeding import torch_generator
 
 
@@ -132,6 +133,13 @@ def dynamic_update(individuals: list, rng: np.random.Generator, *, config: Evolu
         return individuals
     task = update_task(config, rng)
     steps = config.update_steps if config.update_rule == "algorithm-1" else 1
+    with single_thread():  # as every evaluation: the same numbers on any machine
+        _refine_chunks(individuals, task, rng, config, mutate, steps)
+    return individuals
+
+
+def _refine_chunks(individuals: list, task: Task, rng: np.random.Generator, config: EvolutionConfig,
+                   mutate: Callable[[Any], tuple], steps: int) -> None:
     for start in range(0, len(individuals), config.chunk_size):
         chunk = individuals[start:start + config.chunk_size]
         for _ in range(steps):
@@ -143,7 +151,6 @@ def dynamic_update(individuals: list, rng: np.random.Generator, *, config: Evolu
                     np.subtract(ind, (scale * grad).astype(np.float32), out=ind)
                 if config.update_rule == "algorithm-1" and rng.random() < config.update_mutation_rate:
                     mutate(ind)
-    return individuals
 
 
 def keep_unchanged(individuals: list) -> list:

@@ -104,13 +104,13 @@ def held_out_fitness(genomes: Sequence[np.ndarray], config: EvolutionConfig, spl
                      map_fn: Callable = map) -> list[float]:
     """Fitness of each genome on the run's fixed ``validation`` or ``test`` tasks.
 
-    Each genome is trained alone (a chunk of one), so its score depends on nothing but the
-    genome and the config: a survivor validated once need not be validated again.
+    The genomes are trained together in chunks, as in any evaluation (validating three
+    survivors costs about what validating one does). The loop scores each genome once and
+    keeps that score, so a survivor is never validated again.
     """
     if split not in ("validation", "test"):
         raise ValueError(f"held-out split must be 'validation' or 'test', got {split!r}")
-    return [score for chunk in map_fn(evaluate_chunk, make_chunks(genomes, config, 0, split, size=1))
-            for score in chunk]
+    return [score for chunk in map_fn(evaluate_chunk, make_chunks(genomes, config, 0, split)) for score in chunk]
 
 
 def reference_fitness(genome: np.ndarray, config: EvolutionConfig, tasks: Sequence[Task]) -> float:

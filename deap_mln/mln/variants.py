@@ -304,7 +304,8 @@ def compare_variants(variants: Sequence[str], seeds: int, budget: str, out_dir: 
         iterator: Iterator[dict] = map(_run_job_args, jobs)
         pool = None
     else:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=torch.set_num_threads, initargs=(1,))
         iterator = pool.map(_run_job_args, jobs)
     try:
         for job, result in zip(jobs, iterator):
