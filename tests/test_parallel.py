@@ -1,15 +1,17 @@
-"""Backends never change the numbers: serial, process pool and SCOOP give identical fitness."""
+"""Backends never change the numbers: serial, process pool, Dask and SCOOP give identical fitness."""
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from deap_mln import launch
+from deap_mln.cli import main
 from deap_mln.mln.run import evolve
-from deap_mln.parallel import resolve_backend
+from deap_mln.parallel import DispatchOptions, evaluation_map, resolve_backend
 from tests.conftest import tiny_config
 from tests.mln.test_run import TINY_FLAGS, fitness_columns
 
@@ -21,6 +23,26 @@ def test_auto_backend_is_serial_outside_scoop():
         resolve_backend("scoop", 1)
     with pytest.raises(ValueError, match="workers"):
         resolve_backend("serial", 0)
+    assert resolve_backend(DispatchOptions("auto", 2)) == "process"
+
+
+@pytest.mark.slow
+def test_dask_cli_run_with_two_workers_gives_bitwise_the_serial_logbook(tmp_path):
+    common = ["evolve", "--quiet", "--seed", "5", *TINY_FLAGS, "--chunk-size", "3"]
+    assert main([*common, "--out", str(tmp_path / "serial")]) == 0
+    assert main([*common, "--backend", "dask", "--workers", "2", "--out", str(tmp_path / "dask")]) == 0
+    rows = fitness_columns(tmp_path / "dask" / "logbook.csv")
+    assert len(rows) == 4 and rows == fitness_columns(tmp_path / "serial" / "logbook.csv")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["process", "dask"])
+def test_worker_backends_keep_input_order_and_use_every_worker(backend):
+    with evaluation_map(backend, 2) as map_fn:
+        runs = [list(map_fn(sleepy_pid, range(4))) for _ in range(2)]
+    for run in runs:
+        assert [item for item, _ in run] == list(range(4))
+    assert len({pid for run in runs for _, pid in run}) == 2
 
 
 @pytest.mark.slow
@@ -45,6 +67,12 @@ def test_scoop_with_two_workers_gives_bitwise_the_serial_fitness(tmp_path):
     assert scooped.returncode == 0, scooped.stderr[-2000:]
     rows = fitness_columns(tmp_path / "scoop" / "logbook.csv")
     assert len(rows) == 4 and rows == fitness_columns(tmp_path / "serial" / "logbook.csv")
+
+
+def sleepy_pid(item: int) -> tuple[int, int]:
+    """A stand-in for a chunk: its item and the process that ran it."""
+    time.sleep(0.3)
+    return item, os.getpid()
 
 
 def test_no_scoop_warnings_when_run_without_the_launcher(tmp_path, capfd):

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from deap_mln.cli.argtypes import UsageError, comma_separated, non_negative_int, positive_float, positive_int
-from deap_mln.cli.backend_flags import add_backend_arguments
+from deap_mln.cli.backend_flags import add_backend_arguments, dispatch_from_args
 from deap_mln.mln.config import (
     ALGORITHMS,
     EDL_ERRORS,
@@ -124,9 +124,9 @@ def run(args: argparse.Namespace) -> int:
         given = [f"--{flag.rstrip('_').replace('_', '-')}" for flag in flags if getattr(args, flag) is not None]
         if given:
             raise UsageError(f"--resume continues the run with its own config.json; drop {' '.join(given)}")
-        result = resume(args.out, backend=args.backend, workers=args.workers, progress=say)
+        result = resume(args.out, backend=dispatch_from_args(args), progress=say)
     else:
-        result = evolve(config_from_args(args), args.out, backend=args.backend, workers=args.workers, progress=say)
+        result = evolve(config_from_args(args), args.out, backend=dispatch_from_args(args), progress=say)
     print(f"kept loss: fitness {result.best_fitness:.5f} after {result.state.generation} generations "
           f"in {result.seconds:.1f} s; run directory: {result.out_dir}")
     for line in summary_score_lines(result.scores):

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from deap_mln.cli.argtypes import UsageError, non_negative_int, positive_int
-from deap_mln.cli.backend_flags import add_backend_arguments
+from deap_mln.cli.backend_flags import add_backend_arguments, dispatch_from_args
 from deap_mln.gp.config import GP_ALGORITHMS, GP_PRESETS, gp_preset
 from deap_mln.gp.fitness import GP_DATASETS
 
@@ -46,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
         given += ["--no-known-losses"] if args.no_known_losses else []
         if given:
             raise UsageError(f"--resume continues the run with its own config.json; drop {' '.join(given)}")
-        result = resume_gp(args.out, backend=args.backend, workers=args.workers, progress=say)
+        result = resume_gp(args.out, backend=dispatch_from_args(args), progress=say)
     else:
         overrides = {name: getattr(args, name) for name in GP_OVERRIDES if getattr(args, name) is not None}
         config = gp_preset(args.preset or "quick", algorithm=args.algorithm or "efficiency",
                            dataset=args.dataset or "digits", seed=args.seed or 0,
                            seed_known_losses=not args.no_known_losses, **overrides)
-        result = evolve_gp(config, args.out, backend=args.backend, workers=args.workers, progress=say)
+        result = evolve_gp(config, args.out, backend=dispatch_from_args(args), progress=say)
     print(f"best formula: f(y, p) = {result.formula}   [loss = mean_n sum_k f]")
     print(f"validation accuracy {result.best_fitness:.4f} after {result.state.generation} generations, "
           f"{result.state.cache.evaluations} evaluations, {result.seconds:.1f} s; run directory: {result.out_dir}")

@@ -34,7 +34,7 @@ from deap_mln.io import (
     write_csv,
     write_text,
 )
-from deap_mln.parallel import evaluation_map, resolve_backend
+from deap_mln.parallel import DispatchOptions, evaluation_map, resolve_backend
 from deap_mln.plotting import pyplot, save_figure
 from deap_mln.saved_losses import write_record
 
@@ -105,7 +105,7 @@ def read_gp_checkpoint(out: Path) -> tuple[GPConfig, dict]:
     return GPConfig.load(out / CONFIG_FILE), read_json(out / GP_CHECKPOINT_FILE, "GP checkpoint")
 
 
-def evolve_gp(config: GPConfig, out_dir: str | Path, *, backend: str = "auto", workers: int = 1,
+def evolve_gp(config: GPConfig, out_dir: str | Path, *, backend: str | DispatchOptions = "auto", workers: int = 1,
               progress: Progress = print) -> GPRunResult:
     """Run a GP search of ``config`` into the new run directory ``out_dir`` and write its files."""
     out = Path(out_dir)
@@ -119,7 +119,7 @@ def evolve_gp(config: GPConfig, out_dir: str | Path, *, backend: str = "auto", w
     return _search(config, out, None, backend, workers, progress)
 
 
-def resume_gp(run_dir: str | Path, *, backend: str = "auto", workers: int = 1,
+def resume_gp(run_dir: str | Path, *, backend: str | DispatchOptions = "auto", workers: int = 1,
               progress: Progress = print) -> GPRunResult:
     """Continue the GP run in ``run_dir`` from its checkpoint, with the run's own config; it
     ends as an uninterrupted run would have."""
@@ -130,7 +130,7 @@ def resume_gp(run_dir: str | Path, *, backend: str = "auto", workers: int = 1,
     return _search(config, out, saved, backend, workers, progress)
 
 
-def _search(config: GPConfig, out: Path, saved: dict | None, backend: str, workers: int,
+def _search(config: GPConfig, out: Path, saved: dict | None, backend: str | DispatchOptions, workers: int,
             progress: Progress) -> GPRunResult:
     """The search between the files: from the initial population or a checkpoint to the end."""
     say = progress or (lambda line: None)

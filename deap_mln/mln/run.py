@@ -34,7 +34,7 @@ from deap_mln.mln.config import EvolutionConfig
 from deap_mln.mln.network import load_loss_record, save_loss
 from deap_mln.mln.plots import plot_fitness, plot_loss_shape
 from deap_mln.mln.toolbox import build_toolbox
-from deap_mln.parallel import evaluation_map, resolve_backend
+from deap_mln.parallel import DispatchOptions, evaluation_map, resolve_backend
 from deap_mln.seeding import generator
 
 Progress = Callable[[str], None] | None
@@ -62,7 +62,7 @@ def mln_progress_line(state: EvolutionState, total: int) -> str:
             f"sigma {row['sigma_mean']:.2e}  failed {row['failed']}  {rate:6.1f} evals/s")
 
 
-def evolve(config: EvolutionConfig, out_dir: str | Path, *, backend: str = "auto", workers: int = 1,
+def evolve(config: EvolutionConfig, out_dir: str | Path, *, backend: str | DispatchOptions = "auto", workers: int = 1,
            progress: Progress = print) -> RunResult:
     """Run an evolution of ``config`` into the new run directory ``out_dir`` and write its files."""
     out = Path(out_dir)
@@ -75,7 +75,8 @@ def evolve(config: EvolutionConfig, out_dir: str | Path, *, backend: str = "auto
     return _run(config, out, None, backend, workers, progress)
 
 
-def resume(run_dir: str | Path, *, backend: str = "auto", workers: int = 1, progress: Progress = print) -> RunResult:
+def resume(run_dir: str | Path, *, backend: str | DispatchOptions = "auto", workers: int = 1,
+           progress: Progress = print) -> RunResult:
     """Continue the run in ``run_dir`` from its last checkpoint, with the run's own config;
     it ends as an uninterrupted run would have."""
     out = Path(run_dir)
@@ -86,7 +87,7 @@ def resume(run_dir: str | Path, *, backend: str = "auto", workers: int = 1, prog
     return _run(config, out, out / MLN_CHECKPOINT_FILE, backend, workers, progress)
 
 
-def _run(config: EvolutionConfig, out: Path, checkpoint_path: Path | None, backend: str, workers: int,
+def _run(config: EvolutionConfig, out: Path, checkpoint_path: Path | None, backend: str | DispatchOptions, workers: int,
          progress: Progress) -> RunResult:
     """The loop between the files: from a fresh population or a checkpoint to the last generation."""
     tic = time.perf_counter()
