@@ -23,14 +23,14 @@ import numpy as np
 import torch
 
 from deap_mln.data.synthetic import generation_tasks
-from deap_mln.io import BEST_LOSS_FILE, RESULT_FILE, write_json, write_text
+from deap_mln.io import BEST_LOSS_FILE, CONFIG_FILE, MLN_CHECKPOINT_FILE, RESULT_FILE, write_json, write_text
 from deap_mln.mln.config import EvolutionConfig, preset
 from deap_mln.mln.edl import ranking_fitness
 from deap_mln.mln.fitness import fitness_from_mse
 from deap_mln.mln.inner import PopulationLoss, train_population, validation_mse
 from deap_mln.mln.network import load_loss_record
 from deap_mln.mln.population_loss import BaselinePopulationLoss, TabulatedMLNLoss
-from deap_mln.mln.run import evolve
+from deap_mln.mln.run import evolve, resume
 from deap_mln.parallel import single_thread
 from deap_mln.plotting import pyplot, save_figure
 from deap_mln.stats import a12, compare_paired, median_iqr
@@ -125,12 +125,15 @@ def run_job(budget: str, variant: str, seed: int, out_dir: str) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(result_file, result)
         return result
-    if run_dir.exists():  # an interrupted job: start it again from scratch
-        for p in run_dir.iterdir():
-            p.unlink()
     config = job_config(budget, variant, seed)
     tic = time.perf_counter()
-    run = evolve(config, run_dir, progress=None)
+    if _resumable(run_dir, config):  # an interrupted job goes on from its last checkpoint
+        run = resume(run_dir, progress=None)
+    else:
+        if run_dir.exists():  # interrupted before its first checkpoint: start again from scratch
+            for p in run_dir.iterdir():
+                p.unlink()
+        run = evolve(config, run_dir, progress=None)
     seconds = time.perf_counter() - tic
     rows = list(run.state.logbook)
     genome = load_loss_record(run_dir / BEST_LOSS_FILE)["genome"].numpy()
@@ -142,6 +145,14 @@ def run_job(budget: str, variant: str, seed: int, out_dir: str) -> dict:
                   **{f"{k}_single_measurement": v for k, v in single.items()}, run_scores=run.scores)
     write_json(result_file, result)
     return result
+
+
+def _resumable(run_dir: Path, config: EvolutionConfig) -> bool:
+    """True when ``run_dir`` holds a checkpoint of a run of exactly ``config``."""
+    try:
+        return (run_dir / MLN_CHECKPOINT_FILE).is_file() and EvolutionConfig.load(run_dir / CONFIG_FILE) == config
+    except (ValueError, FileNotFoundError):
+        return False
 
 
 def _run_job_args(args: tuple) -> dict:
@@ -239,7 +250,9 @@ def _p(c: dict) -> str:
 
 def markdown_report(report: dict) -> str:
     ref = report["reference"]
-    lines = [f"# Variants compared: budget `{report['budget']}`, {len(report['seeds'])} seeds", "",
+    counts = sorted({s["seeds"] for s in report["summary"].values()})
+    seeds = f"{counts[0]} seeds" if len(counts) == 1 else f"{counts[0]} to {counts[-1]} seeds per row"
+    lines = [f"# Variants compared: budget `{report['budget']}`, {seeds}", "",
              f"Threshold for 'evaluations to reach': best fitness >= {report['threshold']}. Held-out: "
              f"{report['held_out']['tasks']} tasks per seed that no run trains on, the same for every row of a seed; "
              f"reference losses (CE, MSE, focal) are trained there with the same inner SGD as the evolved ones.", "",
@@ -316,10 +329,24 @@ def compare_variants(variants: Sequence[str], seeds: int, budget: str, out_dir: 
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    report = dict(budget=budget, variants=list(variants), seeds=list(range(seeds)), threshold=threshold,
-                  held_out=dict(generation=HELD_OUT_GENERATION, tasks=HELD_OUT_TASKS),
-                  **summarise_variants(results, variants, threshold), results=results)
+    return write_variant_report(results, variants, budget, threshold, out)
+
+
+def write_variant_report(results: Sequence[dict], variants: Sequence[str], budget: str, threshold: float,
+                         out_dir: str | Path) -> dict:
+    """bench.json, report.md and the figures of ``results`` (rows of any seeds; each comparison
+    pairs the seeds both sides have)."""
+    out = Path(out_dir)
+    report = dict(budget=budget, variants=list(variants), seeds=sorted({r["seed"] for r in results}),
+                  threshold=threshold, held_out=dict(generation=HELD_OUT_GENERATION, tasks=HELD_OUT_TASKS),
+                  **summarise_variants(results, variants, threshold), results=list(results))
     write_json(out / "bench.json", report)
     write_text(out / "report.md", markdown_report(report))
     plot_results(results, variants, out)
     return report
+
+
+def finished_results(out_dir: str | Path) -> list[dict]:
+    """Every finished job's result.json under ``out_dir/runs``, in a stable order."""
+    files = sorted(Path(out_dir).glob(f"runs/*/{RESULT_FILE}"))
+    return sorted((json.loads(p.read_text()) for p in files), key=lambda r: (r["seed"], r["variant"]))
