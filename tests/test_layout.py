@@ -122,3 +122,12 @@ def test_the_checks_see_an_upward_import_and_a_cycle():
     assert upward_imports({"deap_mln.deploy.export": {"deap_mln.mln.network", "deap_mln.io"}}) == []
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_readme_layout_names_every_module():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    block = readme[readme.index("## Layout"):]
+    block = block[:block.index("```", block.index("```") + 3)]
+    listed = {line.split()[0] for line in block.splitlines() if line.strip().split() and line.strip().split()[0].endswith(".py")}
+    modules = {path.name for path in PACKAGE.rglob("*.py")}
+    assert modules <= listed, f"README's Layout lacks {sorted(modules - listed)}"
