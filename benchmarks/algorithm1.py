@@ -35,6 +35,7 @@ from deap_mln.mln.toolbox import build_toolbox
 from deap_mln.seeding import generator
 
 TASK_COUNTS = (1, 2, 4, 8)
+SECTIONS = ("gradient", "generation", "tasks")
 
 
 def gradient_agreement(config: EvolutionConfig, genomes: int, truncation: int) -> dict:
@@ -109,16 +110,20 @@ def task_agreement(config: EvolutionConfig, warm: int, repeats: int) -> dict:
 
 
 def markdown(result: dict) -> str:
-    g = result["gradient"]
-    lines = [f"# Algorithm 1 at {result['settings']} settings", "", harness.machine_line(result["machine"]), "",
-             "## Fast meta-gradient against the exact unrolled one", "",
-             f"{g['genomes']} random MLNs, {g['truncation']} unrolled steps: cosine min {g['cosine_min']:.5f}, "
-             f"median {g['cosine_median']:.5f}; exact {g['exact_seconds']:.2f} s, fast {g['fast_seconds']:.2f} s "
-             f"(median gradient norm {g['gradient_norm_median']:.2e}).", "",
-             "## One generation (50 evaluations, serial, one thread)", "",
-             "| variant | median s / generation | ratio to no update |", "|---|---:|---:|"]
-    lines += [f"| {name} | {row['median_seconds']:.2f} | {row['ratio_to_no_update']:.2f}x |"
-              for name, row in result["generation"].items()]
+    lines = [f"# Algorithm 1 at {result['settings']} settings", "", harness.machine_line(result["machine"]), ""]
+    if "gradient" in result:
+        g = result["gradient"]
+        lines += ["## Fast meta-gradient against the exact unrolled one", "",
+                  f"{g['genomes']} random MLNs, {g['truncation']} unrolled steps: cosine min {g['cosine_min']:.5f}, "
+                  f"median {g['cosine_median']:.5f}; exact {g['exact_seconds']:.2f} s, fast {g['fast_seconds']:.2f} s "
+                  f"(median gradient norm {g['gradient_norm_median']:.2e}).", ""]
+    if "generation" in result:
+        lines += ["## One generation (50 evaluations, serial, one thread)", "",
+                  "| variant | median s / generation | ratio to no update |", "|---|---:|---:|"]
+        lines += [f"| {name} | {row['median_seconds']:.2f} | {row['ratio_to_no_update']:.2f}x |"
+                  for name, row in result["generation"].items()]
+    if "tasks" not in result:
+        return "\n".join([*lines, "", f"Command: `{result['command']}`", ""])
     t = result["tasks"]
     lines += ["", "## Tasks per evaluation", "",
               f"A population of {t['population']} (the survivors after {t['warm_generations']} generations and one "
@@ -136,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warm", type=int, default=15, help="generations before the measured ones (default 15)")
     parser.add_argument("--generations", type=int, default=4, help="timed generations per variant (default 4)")
     parser.add_argument("--repeats", type=int, default=3, help="pairs of task sets per task count (default 3)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="default: all")
     parser.add_argument("--out", type=Path, help="results directory (default benchmarks/results)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -145,15 +151,18 @@ def main(argv: list[str] | None = None) -> None:
         args.warm, args.generations, args.repeats = 2, 1, 1
     result: dict = dict(command=harness.command_line(__file__, argv), machine=harness.machine_info(),
                         settings="quick (smoke)" if args.quick else "paper")
-    result["gradient"] = gradient_agreement(base, genomes=4 if args.quick else 8, truncation=base.update_truncation)
-    harness.say(f"gradient: cosine min {result['gradient']['cosine_min']:.5f}")
-    result["generation"] = generation_seconds(base, {
-        "no update": dict(dynamic_update=False),
-        "algorithm-1 update (default)": dict(dynamic_update=True),
-        "normalised update": dict(dynamic_update=True, update_rule="normalised"),
-        "algorithm-1 update, exact meta-gradient": dict(dynamic_update=True, update_path="exact"),
-    }, args.warm, args.generations)
-    result["tasks"] = task_agreement(base, args.warm, args.repeats)
+    if "gradient" in args.sections:
+        result["gradient"] = gradient_agreement(base, genomes=4 if args.quick else 8, truncation=base.update_truncation)
+        harness.say(f"gradient: cosine min {result['gradient']['cosine_min']:.5f}")
+    if "generation" in args.sections:
+        result["generation"] = generation_seconds(base, {
+            "no update": dict(dynamic_update=False),
+            "algorithm-1 update (default)": dict(dynamic_update=True),
+            "normalised update": dict(dynamic_update=True, update_rule="normalised"),
+            "algorithm-1 update, exact meta-gradient": dict(dynamic_update=True, update_path="exact"),
+        }, args.warm, args.generations)
+    if "tasks" in args.sections:
+        result["tasks"] = task_agreement(base, args.warm, args.repeats)
     _, md_path = harness.write_results(harness.output_dir(args.out, args.quick, "algorithm1") / "algorithm1",
                                        result, markdown(result))
     harness.say(md_path.read_text())

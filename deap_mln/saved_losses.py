@@ -56,11 +56,15 @@ def write_record(path: str | Path, record: dict) -> None:
         torch.save(record, tmp)
 
 
-def load_saved_loss(path: str | Path, reduction: str = "mean") -> nn.Module:
-    """Load any saved deap_mln loss as a ``loss(logits, targets)`` module."""
-    record = read_record(path)
+def loss_from_record(record: dict, reduction: str = "mean", source: str = "record") -> nn.Module:
+    """The ``loss(logits, targets)`` module of a saved-loss record (as :func:`read_record` returns it)."""
     module_name, function = FORMATS[record["format"]].split(":")
     try:
         return getattr(importlib.import_module(module_name), function)(record, reduction)
     except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{path}: damaged {record['format']} record ({exc})") from exc
+        raise ValueError(f"{source}: damaged {record['format']} record ({exc})") from exc
+
+
+def load_saved_loss(path: str | Path, reduction: str = "mean") -> nn.Module:
+    """Load any saved deap_mln loss as a ``loss(logits, targets)`` module."""
+    return loss_from_record(read_record(path), reduction, str(path))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from deap_mln.cli.argtypes import UsageError, comma_separated, non_negative_int, positive_float, positive_int
 from deap_mln.cli.backend_flags import add_backend_arguments, dispatch_from_args
+from deap_mln.data.synthetic import MAX_CLASSES
 from deap_mln.mln.config import (
     ALGORITHMS,
     EDL_ERRORS,
@@ -29,8 +30,8 @@ OVERRIDES = {
     "update_rule": "update_rule", "update_steps": "update_steps", "update_lr": "update_lr",
     "update_mutation_rate": "update_mutation_rate", "update_path": "update_path",
     "validation_tasks": "validation_tasks", "validation_top": "validation_top", "test_tasks": "test_tasks",
-    "mutation": "mutation", "classes": "edl_classes", "samples": "edl_samples", "pairs": "edl_pairs",
-    "regimes": "edl_regimes", "error": "edl_error",
+    "mutation": "mutation", "classes": "classes", "pair_grid_size": "pair_grid_size", "samples": "edl_samples",
+    "pairs": "edl_pairs", "regimes": "edl_regimes", "error": "edl_error",
 }
 
 
@@ -60,8 +61,13 @@ def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) ->
     tasks.add_argument("--tasks-per-eval", type=positive_int)
     tasks.add_argument("--epochs", type=positive_int, help="inner-loop epochs")
     tasks.add_argument("--task-kind", choices=TASK_KINDS)
+    tasks.add_argument("--classes", type=positive_int,
+                       help=f"classes K of every task, 2 (binary, default) to {MAX_CLASSES}; with the ranking fitness "
+                            "(pretrain-edl): classes of the synthetic predictions (edl_classes)")
     tasks.add_argument("--evaluation", choices=EVALUATION_PATHS, help="fast (tabulated, default) or exact")
-    tasks.add_argument("--grid-size", type=positive_int, help="points of the fast path's table")
+    tasks.add_argument("--grid-size", type=positive_int, help="points of the fast path's table (binary tasks)")
+    tasks.add_argument("--pair-grid-size", type=positive_int,
+                       help="nodes per axis of the fast path's 2-D table (K-class tasks)")
     tasks.add_argument("--chunk-size", type=positive_int, help="individuals trained together per work item")
     tasks.add_argument("--validation-tasks", type=non_negative_int,
                        help="fixed tasks that choose the kept loss (default 4; 0: best single measurement)")
@@ -79,7 +85,6 @@ def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) ->
     update.add_argument("--update-truncation", type=positive_int, help="inner steps unrolled (default 10)")
     update.add_argument("--update-path", choices=EVALUATION_PATHS, help="fast (through the table, default) or exact")
     ranking = ev.add_argument_group("ranking fitness on synthetic predictions (pretrain-edl)")
-    ranking.add_argument("--classes", type=positive_int, help="classes of the synthetic predictions")
     ranking.add_argument("--samples", type=positive_int, help="predictions drawn per generation")
     ranking.add_argument("--pairs", type=positive_int, help="prediction pairs compared per generation")
     ranking.add_argument("--regimes", type=comma_separated(float, "0.4,0.3,0.15,0.15"),
@@ -111,8 +116,19 @@ def config_from_args(args: argparse.Namespace) -> EvolutionConfig:
     if args.config is not None:
         if args.preset is not None:
             raise UsageError("--config and --preset are alternatives; give one")
-        return EvolutionConfig.load(args.config).replace(**overrides)
-    return preset(args.preset or args.default_preset, **overrides)
+        base = EvolutionConfig.load(args.config)
+        return base.replace(**route_classes(overrides, base.fitness))
+    name = args.preset or args.default_preset
+    return preset(name, **route_classes(overrides, preset(name).fitness))
+
+
+def route_classes(overrides: dict, fitness: str) -> dict:
+    """``--classes`` sets the tasks' classes, or with the ranking fitness (pretrain-edl) the
+    classes of EDL's synthetic predictions, as it always has there."""
+    if fitness == "ranking" and "classes" in overrides:
+        overrides = dict(overrides)
+        overrides["edl_classes"] = overrides.pop("classes")
+    return overrides
 
 
 def run(args: argparse.Namespace) -> int:

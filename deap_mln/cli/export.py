@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deap_mln.deploy.export import export_run
+    from deap_mln.deploy.export import check_warning, export_run
 
     path, record = export_run(args.run_dir, args.fmt, args.out, args.resolution, args.probes)
     meta = record["metadata"]
@@ -37,4 +37,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"table {args.resolution}x{args.resolution}: max value error {e['relative_value_error']:.1e} of the "
               f"loss's range, gradient error max {e['relative_gradient_error']:.1e} / mean "
               f"{e['mean_relative_gradient_error']:.1e} of the largest derivative ({e['probes']:,} probes)")
+    warning = check_warning(meta)
+    if warning:
+        print(warning)
     return 0

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
                        data_dir=args.data_dir, download=args.download, data_seed=args.data_seed,
                        threads=args.threads, device=args.device, progress=say)
     print(result.table)
+    for line in result.warnings:
+        print(line)
     if say:
         say(f"{len(result.records)} runs in {result.seconds:.1f} s; files in {result.out_dir}")
     return 0

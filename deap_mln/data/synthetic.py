@@ -2,8 +2,11 @@
 
 Points are drawn from a mixture of Gaussians (a fixed pool per run); a task is a random
 ground-truth classifier with Glorot initialisation that labels a sample of the pool into
-two classes, split into training and validation points. ``linear`` tasks use a
-single-layer perceptron as ground truth, ``nonlinear`` tasks a three-layer perceptron.
+two classes (the paper's tasks) or K classes, split into training and validation points.
+``linear`` tasks use a single-layer perceptron as ground truth, ``nonlinear`` tasks a
+three-layer perceptron. A binary ground truth has one output unit and a sigmoid (exactly the
+paper's tasks); a K-class one has K output units and a softmax, and labels each point with
+its most probable class.
 """
 from __future__ import annotations
 
@@ -18,23 +21,34 @@ import torch
 from deap_mln.seeding import generator
 
 NONLINEAR_HIDDEN = 32  # width of the nonlinear ground truth's two hidden layers
+MAX_CLASSES = 10       # the most classes a synthetic task can have
 
 
 @dataclass(frozen=True)
 class GroundTruth:
-    """A ground-truth classifier: an MLP with tanh hidden units and a sigmoid output."""
+    """A ground-truth classifier: an MLP with tanh hidden units and a sigmoid output (one
+    unit: two classes) or a softmax output (K units: K classes)."""
 
     weights: tuple[np.ndarray, ...]  # (out, in) matrices
     biases: tuple[np.ndarray, ...]
 
+    @property
+    def classes(self) -> int:
+        """Number of classes: 2 for one output unit, else the number of output units."""
+        return max(2, self.weights[-1].shape[0])
+
     def probability(self, x: np.ndarray) -> np.ndarray:
-        """P(class 1 | x) for points x of shape (n, d)."""
+        """For points x of shape (n, d): P(class 1 | x), shape (n,), for a binary ground truth;
+        the softmax probabilities, shape (n, K), for a K-class one."""
         h = x.astype(np.float64)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = h @ w.T + b
             if i < len(self.weights) - 1:
                 h = np.tanh(h)
-        return 1.0 / (1.0 + np.exp(-h[:, 0]))
+        if h.shape[1] == 1:
+            return 1.0 / (1.0 + np.exp(-h[:, 0]))
+        e = np.exp(h - h.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -43,11 +57,12 @@ class Task:
     truth's probabilities, and the ground truth itself."""
 
     x_train: torch.Tensor    # (n_train, d) float32
-    y_train: torch.Tensor    # (n_train,) int64 in {0, 1}
+    y_train: torch.Tensor    # (n_train,) int64 in {0, ..., classes - 1}
     x_val: torch.Tensor      # (n_val, d) float32
-    p_val: torch.Tensor      # (n_val,) float32, ground-truth P(class 1)
+    p_val: torch.Tensor      # float32 ground truth: P(class 1), (n_val,), if binary; (n_val, classes) otherwise
     ground_truth: GroundTruth
     seed: int                # seeds the classifier's initial weights and batch order
+    classes: int = 2
 
 
 def glorot_ground_truth(sizes: list[int], rng: np.random.Generator) -> GroundTruth:
@@ -77,28 +92,40 @@ def mixture_pool(seed: int, size: int, dim: int, components: int) -> np.ndarray:
     return pool
 
 
+def output_units(classes: int) -> int:
+    """Output units of a classifier for ``classes`` classes: one logit for two, else one per class."""
+    if not 2 <= classes <= MAX_CLASSES:
+        raise ValueError(f"classes must be in [2, {MAX_CLASSES}], got {classes}")
+    return 1 if classes == 2 else classes
+
+
 def make_task(seed: int, generation: int, index: int, *, kind: str = "linear", dim: int = 5,
               components: int = 50, pool_size: int = 500_000, train_size: int = 50_000,
-              val_size: int = 10_000, stream: str = "task") -> Task:
+              val_size: int = 10_000, stream: str = "task", classes: int = 2) -> Task:
     """Task ``index`` of ``generation`` under run ``seed``: the same key gives the same task.
 
-    ``stream`` names an independent family of tasks (evaluation tasks use "task").
+    ``stream`` names an independent family of tasks (evaluation tasks use "task"). With
+    ``classes`` = 2 the ground truth has one sigmoid output and labels by p > 0.5 (the paper's
+    tasks, unchanged); with K > 2 it has K softmax outputs and labels by the most probable class.
     """
     pool = mixture_pool(seed, pool_size, dim, components)
     rng = generator(seed, stream, generation, index)
-    sizes = [dim, 1] if kind == "linear" else [dim, NONLINEAR_HIDDEN, NONLINEAR_HIDDEN, 1]
+    out = output_units(classes)
+    sizes = [dim, out] if kind == "linear" else [dim, NONLINEAR_HIDDEN, NONLINEAR_HIDDEN, out]
     truth = glorot_ground_truth(sizes, rng)
     chosen = rng.choice(pool_size, size=train_size + val_size, replace=False)
     x = pool[chosen]
     p = truth.probability(x)
+    labels = p[:train_size] > 0.5 if classes == 2 else p[:train_size].argmax(axis=1)
     x_t = torch.as_tensor(x, dtype=torch.float32)
     return Task(
         x_train=x_t[:train_size],
-        y_train=torch.as_tensor(p[:train_size] > 0.5, dtype=torch.int64),
+        y_train=torch.as_tensor(labels, dtype=torch.int64),
         x_val=x_t[train_size:],
         p_val=torch.as_tensor(p[train_size:], dtype=torch.float32),
         ground_truth=truth,
         seed=int(rng.integers(2**31)),
+        classes=classes,
     )
 
 
@@ -107,7 +134,7 @@ def config_tasks(config: Any, stream: str, generation: int, count: int) -> list[
     return [
         make_task(config.seed, generation, i, kind=config.task_kind, dim=config.input_dim,
                   components=config.mixture_components, pool_size=config.pool_size,
-                  train_size=config.train_size, val_size=config.val_size, stream=stream)
+                  train_size=config.train_size, val_size=config.val_size, stream=stream, classes=config.classes)
         for i in range(count)
     ]
 

@@ -10,7 +10,8 @@ executing pickled code:
 
 Metadata comes from the run's ``best_loss.pt`` (method, seed, fitness, version, ...) and its
 ``config.json`` (architecture, algorithm, seed): the exported file says what it is without
-the run directory.
+the run directory. ``kclass_check`` records the K-class check (:func:`deap_mln.mln.check.check_loss`)
+of the exported loss for every K from 2 to 10; ``deap-mln export`` warns about each K it fails.
 """
 from __future__ import annotations
 
@@ -20,14 +21,28 @@ import time
 from pathlib import Path
 
 from deap_mln import __version__
+from deap_mln.data.synthetic import MAX_CLASSES
 from deap_mln.deploy.compiled import DEFAULT_RESOLUTION, CompiledMLNLoss, compile_error
 from deap_mln.io import BEST_LOSS_FILE, CONFIG_FILE
+from deap_mln.mln.check import LossFunction, check_loss
 from deap_mln.mln.network import LOSS_FILE_FORMAT, check_mln_record, genome_size, genome_to_module
-from deap_mln.saved_losses import read_record, write_record
+from deap_mln.saved_losses import loss_from_record, read_record, write_record
 
 EXPORT_FORMATS = ("weights", "table")
 DEFAULT_NAMES = {"weights": "exported_weights.pt", "table": "exported_table.pt"}
 ERROR_PROBES = 50_000  # probe points for the error stored in a table's metadata
+CHECK_CLASSES = tuple(range(2, MAX_CLASSES + 1))  # the K-class check runs for each of these K
+
+
+def check_warning(meta: dict) -> str | None:
+    """A warning line naming every K whose K-class check an exported loss's metadata records as
+    failed (with the largest such K's reason), or None when it passed them all."""
+    failed = [check for check in meta.get("kclass_check", {}).values() if not check["ok"]]
+    if not failed:
+        return None
+    last = failed[-1]
+    return (f"warning: the loss fails the K-class check (confident-correct < uniform < confident-wrong) for "
+            f"K = {', '.join(str(check['classes']) for check in failed)}; K = {last['classes']}: {last['detail']}")
 
 
 def read_run(run_dir: str | Path) -> tuple[dict, dict]:
@@ -82,6 +97,7 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None,
     meta = run_metadata(record, config, run)
     path = Path(out) if out is not None else run / DEFAULT_NAMES[fmt]
     if fmt == "weights":
+        meta["kclass_check"] = kclass_checks(loss_from_record(record, source=str(run / BEST_LOSS_FILE)))
         exported = {**record, "metadata": meta}
     else:
         if record["format"] != LOSS_FILE_FORMAT:
@@ -93,7 +109,13 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None,
         meta["compile"] = dict(resolution=resolution, seconds=round(time.perf_counter() - tic, 2))
         if probes:
             meta["compile_error"] = compile_error(mln, compiled, probes=probes)
+        meta["kclass_check"] = kclass_checks(compiled)
         exported = compiled.to_record(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_record(path, exported)
     return path, exported
+
+
+def kclass_checks(loss: LossFunction) -> dict:
+    """The K-class check of ``loss`` for each K of :data:`CHECK_CLASSES`, as plain values keyed by K."""
+    return {str(k): check_loss(loss, k).to_dict() for k in CHECK_CLASSES}

@@ -2,7 +2,10 @@
 
 :func:`meta_test` is what ``deap-mln meta-test`` runs; benchmarks and user code call it
 directly. It checks everything it can (loss names and files, the data, the model's fit to
-the data) before the first classifier is trained, so bad input costs nothing.
+the data) before the first classifier is trained, so bad input costs nothing. Every loss
+read from a file gets the K-class check (:func:`deap_mln.mln.check.check_loss`) for the data
+set's number of classes; one that fails it is flagged (``warnings``, ``settings.json``) and
+still trained.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from pathlib import Path
 import torch
 
 from deap_mln.data.datasets import DATASETS, load_dataset
-from deap_mln.metatest.baselines import resolve_loss
+from deap_mln.metatest.baselines import BASELINES, resolve_loss
 from deap_mln.metatest.models import build_model
 from deap_mln.metatest.report import write_report
 from deap_mln.metatest.train import (
@@ -27,6 +30,7 @@ from deap_mln.metatest.train import (
     RunRecord,
     run_meta_test,
 )
+from deap_mln.mln.check import check_loss
 
 
 @dataclass
@@ -38,6 +42,7 @@ class MetaTestResult:
     out_dir: Path
     seconds: float
     run_info: dict
+    warnings: list[str]  # one line per loss file that fails the K-class check
 
 
 def meta_test(losses: Sequence[str], dataset: str, out_dir: str | Path, *, model: str = "mlp3", seeds: int = 5,
@@ -71,6 +76,9 @@ def meta_test(losses: Sequence[str], dataset: str, out_dir: str | Path, *, model
     data = load_dataset(dataset, Path(data_dir) if data_dir is not None else None, download, data_seed)
     build_model(settings.model, data.input_shape, data.num_classes)  # a shape mismatch fails before any training
     say(f"{dataset}: {data.source}")
+    checks = {spec.label: check_loss(spec.module, data.num_classes) for spec in specs if spec.label not in BASELINES}
+    warnings = [f"warning: {label}: {check.line()} (a sane loss orders confident-correct < uniform < confident-wrong)"
+                for label, check in checks.items() if not check]
     say(f"{settings.model}, {settings.optimizer} {settings.steps} steps, batch {settings.batch_size}, "
         f"lr {settings.lr:g} (MLN {settings.mln_lr:g}), {torch.get_num_threads()} threads, {seeds} seeds")
     seed_list = list(range(first_seed, first_seed + seeds))
@@ -79,7 +87,8 @@ def meta_test(losses: Sequence[str], dataset: str, out_dir: str | Path, *, model
     seconds = time.perf_counter() - start
     run_info = {"dataset": dataset, "data_source": data.source, "data_seed": data_seed,
                 "losses": list(losses), "seeds": seed_list, "threads": torch.get_num_threads(),
-                "torch": torch.__version__, "seconds": round(seconds, 2), **asdict(settings)}
+                "torch": torch.__version__, "seconds": round(seconds, 2), **asdict(settings),
+                "loss_checks": {label: check.to_dict() for label, check in checks.items()}}
     out = Path(out_dir)
     table = write_report(records, out, run_info)
-    return MetaTestResult(records, table, out, seconds, run_info)
+    return MetaTestResult(records, table, out, seconds, run_info, warnings)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deap_mln.configs import JSONConfig, require
+from deap_mln.data.synthetic import MAX_CLASSES
 from deap_mln.mln.network import PAPER_HIDDEN
 
 ALGORITHMS = ("hybrid", "es")
@@ -58,6 +59,7 @@ class EvolutionConfig(JSONConfig):
     edl_error: str = "brier"           # error measure the loss must rank like: brier or one-minus-p-true
     # synthetic meta-tasks
     task_kind: str = "linear"          # linear: perceptron ground truth; nonlinear: three-layer perceptron
+    classes: int = 2                   # K of every task: 2 the paper's binary tasks; 3-10 K-class tasks (Eq. 4)
     input_dim: int = 5
     mixture_components: int = 50
     pool_size: int = 500_000
@@ -73,7 +75,8 @@ class EvolutionConfig(JSONConfig):
     inner_epochs: int = 10
     # evaluation
     evaluation: str = "fast"           # fast: tabulated loss; exact: the MLN at every step
-    grid_size: int = 513               # points of the fast path's table over p_true in [0, 1]
+    grid_size: int = 513               # points of the fast path's table over p_true in [0, 1] (binary tasks)
+    pair_grid_size: int = 33           # nodes per axis of the fast path's 2-D table over (p_true, p_false) (K > 2)
     chunk_size: int = 25               # individuals trained together; fixed here so results never depend on workers
     checkpoint_every: int = 5          # generations between checkpoints (0: only at the end)
 
@@ -91,6 +94,10 @@ class EvolutionConfig(JSONConfig):
         require(self.edl_error in EDL_ERRORS, f"edl_error must be one of {EDL_ERRORS}, got {self.edl_error!r}")
         require(self.edl_tie_tolerance >= 0, f"edl_tie_tolerance must be non-negative, got {self.edl_tie_tolerance}")
         require(self.task_kind in TASK_KINDS, f"task_kind must be one of {TASK_KINDS}, got {self.task_kind!r}")
+        require(2 <= self.classes <= MAX_CLASSES, f"classes must be in [2, {MAX_CLASSES}], got {self.classes}")
+        require(self.classes == 2 or self.fitness == "meta-mse",
+                f"classes applies to the meta-mse fitness's tasks; the ranking fitness uses edl_classes "
+                f"(got classes {self.classes})")
         for name in ("mu", "lambda_", "input_dim", "mixture_components", "pool_size", "train_size",
                      "val_size", "tasks_per_eval", "inner_batch", "inner_epochs", "chunk_size"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
@@ -122,6 +129,7 @@ class EvolutionConfig(JSONConfig):
              f"inner_batch ({self.inner_batch}) must not exceed train_size ({self.train_size})")
         require(self.inner_lr > 0, f"inner_lr must be positive, got {self.inner_lr}")
         require(self.grid_size >= 3, f"grid_size must be at least 3, got {self.grid_size}")
+        require(self.pair_grid_size >= 3, f"pair_grid_size must be at least 3, got {self.pair_grid_size}")
         return self
 
     @property
@@ -135,13 +143,18 @@ class EvolutionConfig(JSONConfig):
         return self.inner_epochs * (self.train_size // self.inner_batch)
 
 
+# A few minutes on a 2-core laptop: same algorithm and MLN, smaller tasks, fewer generations.
+_QUICK: dict[str, Any] = dict(generations=30, pool_size=20_000, train_size=2_000, val_size=2_000,
+                              tasks_per_eval=4, patience=0)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's sizes (Adaptive-MLN, Sec. 4): population 25 + 25, 100 generations,
     # pool 500,000, tasks of 50,000 / 10,000 points, SGD lr 0.1, batch 100, 10 epochs.
     "paper": {},
-    # A few minutes on a 2-core laptop: same algorithm and MLN, smaller tasks, fewer generations.
-    "quick": dict(generations=30, pool_size=20_000, train_size=2_000, val_size=2_000,
-                  tasks_per_eval=4, patience=0),
+    "quick": _QUICK,
+    # The quick sizes on 10-class tasks: Eq. 4 over 9 false classes through the fast 2-D table,
+    # losses that fail the K-class check rejected (docs/method.md, "K-class meta-tasks").
+    "kclass": {**_QUICK, "classes": 10},
     # EDL: distribution-free pretraining of a small loss network by ranking consistency,
     # ES with chaotic mutation; no classifier training, no real data.
     "edl": dict(algorithm="es", fitness="ranking", mutation="chaotic", hidden=(16, 16), mu=10, lambda_=20,

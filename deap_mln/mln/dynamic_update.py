@@ -12,7 +12,9 @@ through the classifier's updates). The steps are applied to the genome itself (L
 The fast path differentiates through the same table of g'(q) the fitness trains with: the
 table is built once per step with its graph to the genome, so the MLN runs on the grid's
 points instead of on every mini-batch. Its meta-gradient agrees with the exact unrolled one
-to a cosine above 0.999 (tests/mln/test_dynamic_update.py; docs/method.md).
+to a cosine above 0.999 (tests/mln/test_dynamic_update.py; docs/method.md). On K-class tasks
+(``config.classes`` > 2) the same holds with the 2-D table of dg/dp_true and dg/dp_false
+(:mod:`deap_mln.mln.pair_table`) and Eq. 4's softmax gradient (:mod:`deap_mln.mln.kclass_loss`).
 
 ``update_rule = "normalised"`` keeps the earlier variant: one step of fixed length,
 theta <- theta - step * g / ||g||, comparable with a mutation's expected length sigma sqrt(n).
@@ -27,8 +29,10 @@ import torch
 
 from deap_mln.data.synthetic import Task, make_task
 from deap_mln.mln.config import EvolutionConfig
-from deap_mln.mln.inner import classifier_sizes, glorot_layers
+from deap_mln.mln.inner import classifier_sizes, glorot_layers, probability_mse
+from deap_mln.mln.kclass_loss import ExactKClassMLNLoss, eq4_pairs, false_classes, kclass_logit_gradient
 from deap_mln.mln.network import batched_mln_forward, eq4_inputs
+from deap_mln.mln.pair_table import cell_coefficients, interpolate_pairs, tabulate_pair_mln
 from deap_mln.mln.population_loss import interpolate, tabulate_binary_mln
 from deap_mln.parallel import single_thread
 from deap_mln.seeding import torch_generator
@@ -69,40 +73,73 @@ def table_logit_gradient(genomes: torch.Tensor, hidden: Sequence[int], grid_size
     return gradient
 
 
+def exact_kclass_logit_gradient(genomes: torch.Tensor, hidden: Sequence[int]) -> LogitGradient:
+    """K-class tasks: d/dz of each member's batch-mean Eq. 4 loss (logits (P, B, K), class
+    indices), the MLNs run at every step, with its graph kept."""
+    loss = ExactKClassMLNLoss(genomes, hidden)
+
+    def gradient(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.autograd.grad(loss(z, target).sum(), z, create_graph=True)[0]
+    return gradient
+
+
+def table_kclass_logit_gradient(genomes: torch.Tensor, hidden: Sequence[int], resolution: int) -> LogitGradient:
+    """The same from the fast K-class path's 2-D table of dg/dp_true and dg/dp_false, tabulated
+    once with its graph to the genomes and interpolated bilinearly."""
+    slopes = cell_coefficients(tabulate_pair_mln(genomes, hidden, resolution, differentiable=True)[:, 1:])
+
+    def gradient(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        p, p_true, p_false = eq4_pairs(z, target)
+        read = interpolate_pairs(slopes, resolution, p_true, p_false)
+        return kclass_logit_gradient(p, target, false_classes(target, p.shape[2]), read[..., 0], read[..., 1])
+    return gradient
+
+
+def logit_gradient_for(genomes: torch.Tensor, config: EvolutionConfig, classes: int, path: str) -> LogitGradient:
+    """The differentiable logit gradient of ``path`` ("exact" or "fast") for tasks of ``classes`` classes."""
+    if classes == 2:
+        return (exact_logit_gradient(genomes, config.hidden) if path == "exact"
+                else table_logit_gradient(genomes, config.hidden, config.grid_size))
+    return (exact_kclass_logit_gradient(genomes, config.hidden) if path == "exact"
+            else table_kclass_logit_gradient(genomes, config.hidden, config.pair_grid_size))
+
+
 def truncated_meta_loss(genomes: torch.Tensor, task: Task, config: EvolutionConfig, truncation: int,
                         path: str = "exact") -> torch.Tensor:
     """Validation MSE (P,) after ``truncation`` differentiable SGD steps with each genome's MLN as loss.
 
     Uses the task's first ``truncation`` mini-batches in its usual batch order, the usual
     initial classifier weights and ``config.inner_lr``. ``path`` "exact" runs the MLNs at every
-    step (the reference); "fast" reads them through a table built once (:func:`table_logit_gradient`).
+    step (the reference); "fast" reads them through a table built once (:func:`table_logit_gradient`,
+    or :func:`table_kclass_logit_gradient` on a K-class task).
     """
     if path not in ("exact", "fast"):
         raise ValueError(f"path must be 'exact' or 'fast', got {path!r}")
     population, dtype = genomes.shape[0], genomes.dtype
     params = []
-    for w, b in glorot_layers(classifier_sizes(config.task_kind, task.x_train.shape[1]), task.seed):
+    for w, b in glorot_layers(classifier_sizes(config.task_kind, task.x_train.shape[1], task.classes), task.seed):
         params += [w.to(dtype).expand(population, -1, -1).clone().requires_grad_(),
                    b.to(dtype).expand(population, 1, -1).clone().requires_grad_()]
     perm = torch.randperm(task.x_train.shape[0], generator=torch_generator(task.seed, "batch-order"))
-    x_train, sign_all = task.x_train.to(dtype), task.y_train.to(dtype) * 2 - 1
+    binary = task.classes == 2
+    x_train, label_all = task.x_train.to(dtype), (task.y_train.to(dtype) * 2 - 1 if binary else task.y_train)
     batch = config.inner_batch
-    logit_gradient = (exact_logit_gradient(genomes, config.hidden) if path == "exact"
-                      else table_logit_gradient(genomes, config.hidden, config.grid_size))
+    logit_gradient = logit_gradient_for(genomes, config, task.classes, path)
     for k in range(truncation):
         idx = perm[(k * batch) % len(perm):][:batch]
         z = _logits(params, x_train[idx])
-        grads = torch.autograd.grad(z, params, grad_outputs=logit_gradient(z, sign_all[idx]), create_graph=True)
+        grads = torch.autograd.grad(z, params, grad_outputs=logit_gradient(z, label_all[idx]), create_graph=True)
         params = [p - config.inner_lr * g for p, g in zip(params, grads)]
-    p_val = torch.sigmoid(_logits(params, task.x_val.to(dtype)))
-    return ((p_val - task.p_val.to(dtype)) ** 2).mean(dim=1)
+    z_val = _logits(params, task.x_val.to(dtype))
+    p_val = torch.sigmoid(z_val) if binary else torch.softmax(z_val, dim=-1)
+    return probability_mse(p_val, task.p_val.to(dtype))
 
 
 def update_task(config: EvolutionConfig, rng: np.random.Generator) -> Task:
     """A task for the meta-gradient, drawn from its own stream (never an evaluation task)."""
     return make_task(config.seed, int(rng.integers(2**31)), 0, stream="dynamic-update", kind=config.task_kind,
                      dim=config.input_dim, components=config.mixture_components, pool_size=config.pool_size,
-                     train_size=config.train_size, val_size=config.val_size)
+                     train_size=config.train_size, val_size=config.val_size, classes=config.classes)
 
 
 def meta_gradient(genomes: np.ndarray, task: Task, config: EvolutionConfig, truncation: int,

@@ -13,6 +13,13 @@ Two entry points compute the same numbers:
 * :func:`reference_fitness` trains one individual the straightforward way: an
   ``nn.Module`` classifier, :class:`~deap_mln.mln.MLNLoss`, ``torch.optim.SGD``. It is the
   readable specification the batched paths are tested against.
+
+On K-class tasks (``config.classes`` > 2) the MSE is half the squared distance between
+probability vectors (:func:`~deap_mln.mln.inner.probability_mse`; for K = 2 it is the binary
+number), and a loss that fails the K-class check (:mod:`deap_mln.mln.check`: confident
+correct < uniform < confident wrong) gets ``FAILED_MLN_FITNESS`` without being trained.
+Binary tasks have no such check: there the fitness itself measures the loss on the only
+predictions Eq. 4 will ever give it, and the paper's numbers stay as they were.
 """
 from __future__ import annotations
 
@@ -25,9 +32,18 @@ import torch
 from torch import nn
 
 from deap_mln.data.synthetic import Task, fixed_tasks, generation_tasks
+from deap_mln.mln.check import check_loss, population_passes
 from deap_mln.mln.config import EvolutionConfig
 from deap_mln.mln.edl import ranking_fitness
-from deap_mln.mln.inner import classifier_sizes, glorot_layers, train_population, validation_mse
+from deap_mln.mln.inner import (
+    PopulationLoss,
+    classifier_sizes,
+    glorot_layers,
+    probability_mse,
+    train_population,
+    validation_mse,
+)
+from deap_mln.mln.kclass_loss import kclass_population_loss
 from deap_mln.mln.network import MLNLoss, genome_to_module
 from deap_mln.mln.population_loss import population_mln_loss
 from deap_mln.parallel import single_thread
@@ -43,12 +59,36 @@ def fitness_from_mse(mse: torch.Tensor) -> np.ndarray:
 
 
 def population_fitness(genomes: np.ndarray, config: EvolutionConfig, tasks: Sequence[Task]) -> np.ndarray:
-    """Fitness of each row of ``genomes`` (P, D), trained together on each task."""
+    """Fitness of each row of ``genomes`` (P, D), trained together on each task.
+
+    With ``config.classes`` > 2 only the genomes that pass the K-class check are trained;
+    the others get ``FAILED_MLN_FITNESS``.
+    """
+    if config.classes > 2:
+        return kclass_population_fitness(genomes, config, tasks)
     g = torch.as_tensor(np.ascontiguousarray(genomes, dtype=np.float32))
-    loss = population_mln_loss(config.evaluation, g, config.hidden, config.grid_size)
-    total = torch.zeros(g.shape[0], dtype=torch.float64)
+    return trained_fitness(population_mln_loss(config.evaluation, g, config.hidden, config.grid_size), g.shape[0],
+                           config, tasks)
+
+
+def kclass_population_fitness(genomes: np.ndarray, config: EvolutionConfig, tasks: Sequence[Task]) -> np.ndarray:
+    """Eq. 1 on K-class tasks for the genomes that pass the K-class check (trained together,
+    Eq. 4 through the fast 2-D table or the exact MLN); ``FAILED_MLN_FITNESS`` for the others."""
+    g = torch.as_tensor(np.ascontiguousarray(genomes, dtype=np.float32))
+    passes = population_passes(g, config.hidden, config.classes)
+    scores = np.full(g.shape[0], FAILED_MLN_FITNESS)
+    if passes.any():
+        kept = g[torch.as_tensor(passes)]
+        loss = kclass_population_loss(config.evaluation, kept, config.hidden, config.pair_grid_size)
+        scores[passes] = trained_fitness(loss, kept.shape[0], config, tasks)
+    return scores
+
+
+def trained_fitness(loss: PopulationLoss, population: int, config: EvolutionConfig, tasks: Sequence[Task]) -> np.ndarray:
+    """-MSE of ``population`` classifiers trained with ``loss`` on each task, averaged over the tasks."""
+    total = torch.zeros(population, dtype=torch.float64)
     for task in tasks:
-        classifier = train_population(loss, task, g.shape[0], task_kind=config.task_kind, lr=config.inner_lr,
+        classifier = train_population(loss, task, population, task_kind=config.task_kind, lr=config.inner_lr,
                                       batch=config.inner_batch, epochs=config.inner_epochs)
         total += validation_mse(classifier, task).double()
     return fitness_from_mse(total / len(tasks))
@@ -117,14 +157,18 @@ def reference_fitness(genome: np.ndarray, config: EvolutionConfig, tasks: Sequen
     """Fitness of one genome, the straightforward way (autograd through the MLN at every step).
 
     The binary classifier's logit z is fed to :class:`MLNLoss` as the two-class logits
-    [0, z], whose softmax gives p(class 1) = sigmoid(z), as in the batched paths.
+    [0, z], whose softmax gives p(class 1) = sigmoid(z), as in the batched paths. A K-class
+    classifier's K logits go to it as they are, after the K-class check (:func:`check_loss`).
     """
     loss_fn = MLNLoss(genome_to_module(genome, config.hidden))
     for parameter in loss_fn.parameters():
         parameter.requires_grad_(False)
+    if config.classes > 2 and not check_loss(loss_fn, config.classes):
+        return FAILED_MLN_FITNESS
     mses = []
     for task in tasks:
-        classifier = _reference_classifier(classifier_sizes(config.task_kind, task.x_train.shape[1]), task.seed)
+        sizes = classifier_sizes(config.task_kind, task.x_train.shape[1], task.classes)
+        classifier = _reference_classifier(sizes, task.seed)
         optimiser = torch.optim.SGD(classifier.parameters(), lr=config.inner_lr)
         order = torch_generator(task.seed, "batch-order")
         n, batch = task.x_train.shape[0], config.inner_batch
@@ -132,14 +176,17 @@ def reference_fitness(genome: np.ndarray, config: EvolutionConfig, tasks: Sequen
             perm = torch.randperm(n, generator=order)
             for s in range(n // batch):
                 idx = perm[s * batch:(s + 1) * batch]
-                z = classifier(task.x_train[idx]).squeeze(-1)
-                logits = torch.stack([torch.zeros_like(z), z], dim=1)
+                logits = classifier(task.x_train[idx])
+                if task.classes == 2:
+                    z = logits.squeeze(-1)
+                    logits = torch.stack([torch.zeros_like(z), z], dim=1)
                 optimiser.zero_grad()
                 loss_fn(logits, task.y_train[idx]).backward()
                 optimiser.step()
         with torch.no_grad():
-            p = torch.sigmoid(classifier(task.x_val).squeeze(-1))
-            mses.append(float(((p - task.p_val) ** 2).mean()))
+            z = classifier(task.x_val)
+            p = torch.sigmoid(z.squeeze(-1)) if task.classes == 2 else torch.softmax(z, dim=-1)
+            mses.append(float(probability_mse(p.unsqueeze(0), task.p_val)[0]))
     mse = sum(mses) / len(mses)
     return -mse if math.isfinite(mse) else FAILED_MLN_FITNESS
 

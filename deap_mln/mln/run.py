@@ -118,7 +118,8 @@ def _run(config: EvolutionConfig, out: Path, checkpoint_path: Path | None, backe
     write_json(out / SCORES_FILE, scores)
     kept = kept_individual(state)
     save_loss(out / BEST_LOSS_FILE, kept, config.hidden, metadata=dict(
-        method=f"adaptive-mln/{config.algorithm}", seed=config.seed, fitness=float(kept.fitness.values[0]),
+        method=f"adaptive-mln/{config.algorithm}", seed=config.seed, classes=config.classes,
+        fitness=float(kept.fitness.values[0]),
         sigma=float(kept.strategy), generations=state.generation, version=__version__,
         selected_by=scores["kept"]["selected_by"], validation=scores["kept"]["validation"],
         test=scores["kept"]["test"]))
