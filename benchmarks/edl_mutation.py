@@ -47,7 +47,7 @@ def main() -> None:
     for name, (model, dataset) in META_TESTS.items():
         out = args.out / f"meta_test_{name}"
         result = meta_test([str(loss_file), "ce"], dataset, out, model=model, seeds=args.meta_seeds,
-                           steps=args.meta_steps, threads=1)
+                           steps=args.meta_steps, protocol="paper", mln_path="exact", threads=1)
         harness.say(result.table)
         summary[name] = {"report": str(out.relative_to(args.out)), "seconds": round(result.seconds, 1)}
     write_json(args.out / "meta_test.json", summary)

@@ -87,7 +87,7 @@ def main() -> None:
             if (target / "summary.csv").is_file():
                 continue
             result = meta_test([loss, *others], dataset, target, model=model, seeds=args.meta_seeds,
-                               steps=args.meta_steps, mln_lr=mln_lr, threads=1)
+                               steps=args.meta_steps, protocol="paper", mln_lr=mln_lr, mln_path="exact", threads=1)
             harness.say(f"meta-test {dataset}/{model}{suffix}: {len(result.records)} runs in {result.seconds:.0f} s")
 
 

@@ -1,22 +1,33 @@
-"""``deap-mln meta-test``: compare evolved losses with cross-entropy, MSE and focal loss."""
+"""``deap-mln meta-test``: compare evolved losses with cross-entropy, MSE, focal loss and label smoothing."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from deap_mln.cli.argtypes import positive_float, positive_int
+from deap_mln.cli.argtypes import UsageError, positive_float, positive_int
 from deap_mln.data.datasets import DATASETS
-from deap_mln.metatest.baselines import BASELINES
+from deap_mln.metatest.baselines import ALIASES, BASELINES, LABEL_SMOOTHING
 from deap_mln.metatest.models import MODELS
-from deap_mln.metatest.train import BASELINE_LR, BATCH_SIZE, CURVE_POINTS, DEFAULT_STEPS, MLN_LR, OPTIMIZERS
+from deap_mln.metatest.train import (
+    BASELINE_LR,
+    BATCH_SIZE,
+    CURVE_POINTS,
+    DEFAULT_STEPS,
+    LR_GRIDS,
+    MLN_LR,
+    OPTIMIZERS,
+    PROTOCOLS,
+    TUNING_SEEDS,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    mt = sub.add_parser("meta-test", help="compare evolved losses with cross-entropy, MSE and focal loss",
+    mt = sub.add_parser("meta-test", help="compare evolved losses with cross-entropy, MSE, focal loss and label smoothing",
                         description="Train classifiers with each loss over several seeds; report test accuracy "
                                     "(table, CSV, markdown, curves.png) and a paired test of each loss against CE.")
     mt.add_argument("--loss", nargs="+", required=True, metavar="LOSS",
-                    help=f"{', '.join(BASELINES)}, or a saved evolved loss file "
+                    help=f"{', '.join(BASELINES)} ({', '.join(f'{a} = {b}' for a, b in ALIASES.items())}: "
+                         f"CE with label smoothing {LABEL_SMOOTHING:g}), or a saved evolved loss file "
                          "(a run's best_loss.pt: MLN, compiled table or GP)")
     mt.add_argument("--model", choices=MODELS, default="mlp3", help="classifier (default mlp3)")
     mt.add_argument("--dataset", choices=DATASETS, required=True)
@@ -27,9 +38,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                          + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
     mt.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, help=f"default {BATCH_SIZE}")
     mt.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default adam")
-    mt.add_argument("--lr", type=positive_float, default=BASELINE_LR, help=f"for ce/mse/focal (default {BASELINE_LR:g})")
-    mt.add_argument("--mln-lr", type=positive_float, default=MLN_LR,
-                    help=f"for MLN loss files (default {MLN_LR:g}); GP formula files use --lr")
+    mt.add_argument("--protocol", choices=PROTOCOLS, default="tuned",
+                    help="learning rates: tuned (default; each loss's own, chosen on a validation split of the "
+                         "training data from the grid " + "/".join(f"{r:g}" for r in LR_GRIDS["adam"])
+                         + " for adam, extended at its edges), equal (every loss at --lr), or paper "
+                           "(--mln-lr for MLN files, --lr for the rest)")
+    mt.add_argument("--lr", type=positive_float,
+                    help=f"equal and paper protocols: the rate (paper: of all but MLN files); default {BASELINE_LR:g}")
+    mt.add_argument("--mln-lr", type=positive_float,
+                    help=f"paper protocol: the rate of MLN loss files (default {MLN_LR:g}); GP formula files use --lr")
+    mt.add_argument("--tuning-seeds", type=positive_int,
+                    help=f"tuned protocol: runs per learning rate (default {TUNING_SEEDS})")
+    mt.add_argument("--exact-mln", action="store_true",
+                    help="train saved MLN losses through the network itself (default: through its compiled table)")
     mt.add_argument("--eval-every", type=positive_int,
                     help=f"record test accuracy every this many steps (default steps/{CURVE_POINTS})")
     mt.add_argument("--data-dir", type=Path,
@@ -46,10 +67,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from deap_mln.metatest.run import meta_test
 
+    unused = [flag for flag, value, used_by in (("--lr", args.lr, ("equal", "paper")), ("--mln-lr", args.mln_lr, ("paper",)),
+                                                ("--tuning-seeds", args.tuning_seeds, ("tuned",)))
+              if value is not None and args.protocol not in used_by]
+    if unused:
+        raise UsageError(f"meta-test: {' and '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect "
+                         f"under --protocol {args.protocol}")
     say = None if args.quiet else (lambda line: print(line, flush=True))
     result = meta_test(args.loss, args.dataset, args.out, model=args.model, seeds=args.seeds,
                        first_seed=args.first_seed, steps=args.steps, batch_size=args.batch_size,
-                       optimizer=args.optimizer, lr=args.lr, mln_lr=args.mln_lr, eval_every=args.eval_every,
+                       optimizer=args.optimizer, protocol=args.protocol, lr=args.lr or BASELINE_LR,
+                       mln_lr=args.mln_lr or MLN_LR, tuning_seeds=args.tuning_seeds or TUNING_SEEDS,
+                       mln_path="exact" if args.exact_mln else "table", eval_every=args.eval_every,
                        data_dir=args.data_dir, download=args.download, data_seed=args.data_seed,
                        threads=args.threads, device=args.device, progress=say)
     print(result.table)

@@ -8,24 +8,40 @@ returns the batch mean:
   the K classes (so a binary prediction q for the true class costs 2 (1 - q)^2, the form
   :mod:`deap_mln.mln.plots` draws).
 - ``focal``: focal loss -(1 - p_y)^gamma log p_y with gamma = 2 (Lin et al. 2017).
+- ``ls`` (also ``label-smoothing``): cross-entropy against targets smoothed by 0.1
+  (Szegedy et al. 2016), ``nn.CrossEntropyLoss(label_smoothing=0.1)``.
 
 Anything else given to :func:`resolve_loss` is read as a saved evolved loss with
 :func:`deap_mln.saved_losses.load_saved_loss`: an MLN (``deap_mln.mln.save_loss``, used as
-:class:`deap_mln.mln.MLNLoss` by Eq. 4), a compiled MLN table, or a GP formula.
+:class:`deap_mln.mln.MLNLoss` by Eq. 4), a compiled MLN table, or a GP formula. A saved MLN
+trains through a compiled table by default (``mln_path="table"``) or as the network itself
+(``"exact"``).
+
+The compiler lives in the deploy wing, a layer above this one. It is named by the string
+:data:`MLN_COMPILER` and imported when first used, the way :data:`deap_mln.saved_losses.FORMATS`
+names the loaders of saved-loss formats (it already reaches the same deploy module for
+table files): the meta-test depends on that one function, not on the deploy wing's code.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deap_mln.saved_losses import MLN_FORMATS, load_saved_loss, read_record
+from deap_mln.saved_losses import MLN_FORMAT, MLN_FORMATS, loss_from_record, read_record
 
-BASELINES = ("ce", "mse", "focal")
+BASELINES = ("ce", "mse", "focal", "ls")
+ALIASES = {"label-smoothing": "ls"}  # other --loss names of a baseline
 FOCAL_GAMMA = 2.0
+LABEL_SMOOTHING = 0.1
+MLN_PATHS = ("table", "exact")  # how a saved MLN is trained: compiled table (default) or the network
+# "module:attribute" of the function (MLN module -> table loss at its default resolution); see the module docstring
+MLN_COMPILER = "deap_mln.deploy.compiled:CompiledMLNLoss.from_mln"
 
 
 class SoftmaxMSELoss(nn.Module):
@@ -50,7 +66,10 @@ class FocalLoss(nn.Module):
 
 
 def baseline_loss(name: str) -> nn.Module:
-    """A fresh baseline loss module: ``ce``, ``mse`` or ``focal``."""
+    """A fresh baseline loss module: ``ce``, ``mse``, ``focal`` or ``ls`` (``label-smoothing``)."""
+    name = ALIASES.get(name, name)
+    if name == "ls":
+        return nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     if name == "ce":
         return nn.CrossEntropyLoss()
     if name == "mse":
@@ -63,18 +82,44 @@ def baseline_loss(name: str) -> nn.Module:
 @dataclass(frozen=True)
 class LossSpec:
     """One loss to meta-test: its label in tables, the module, and whether it is a
-    Meta-Loss Network (those train with the paper's MLN learning rate, 1e-4 by default)."""
+    Meta-Loss Network (the paper's protocol trains those at its MLN learning rate, 1e-4).
+
+    ``mln_path`` says how an MLN file is computed: ``"table"`` (compiled here),
+    ``"exact"`` (the network) or ``"table file"`` (a compiled table read from disk);
+    empty for other losses.
+    """
 
     label: str
     module: nn.Module
     mln: bool
+    mln_path: str = ""
 
 
-def resolve_loss(spec: str) -> LossSpec:
-    """``ce``, ``mse`` or ``focal`` -> that baseline; otherwise a path to a saved evolved loss."""
-    if spec in BASELINES:
-        return LossSpec(spec, baseline_loss(spec), mln=False)
+def compile_mln(module: nn.Module) -> nn.Module:
+    """``module`` (an MLN loss) as a compiled table loss at the compiler's default resolution (:data:`MLN_COMPILER`)."""
+    module_name, attribute = MLN_COMPILER.split(":")
+    compiler: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        compiler = getattr(compiler, part)
+    return compiler(module)
+
+
+def resolve_loss(spec: str, mln_path: str = "table") -> LossSpec:
+    """A baseline name (:data:`BASELINES`, :data:`ALIASES`) -> that baseline; otherwise a path to a saved
+    evolved loss. A saved MLN is compiled to a table unless ``mln_path`` is ``"exact"``."""
+    if mln_path not in MLN_PATHS:
+        raise ValueError(f"unknown MLN path {mln_path!r}; choose from {', '.join(MLN_PATHS)}")
+    if spec in BASELINES or spec in ALIASES:
+        name = ALIASES.get(spec, spec)
+        return LossSpec(name, baseline_loss(name), mln=False)
     path = Path(spec)
     if not path.is_file():
-        raise FileNotFoundError(f"--loss {spec}: not one of {', '.join(BASELINES)} and no such loss file")
-    return LossSpec(spec, load_saved_loss(path), mln=read_record(path)["format"] in MLN_FORMATS)
+        names = ", ".join([*BASELINES, *ALIASES])
+        raise FileNotFoundError(f"--loss {spec}: not one of {names} and no such loss file")
+    record = read_record(path)
+    kind, module = record["format"], loss_from_record(record, source=spec)
+    if kind == MLN_FORMAT:
+        if mln_path == "table":
+            return LossSpec(spec, compile_mln(module), mln=True, mln_path="table")
+        return LossSpec(spec, module, mln=True, mln_path="exact")
+    return LossSpec(spec, module, mln=kind in MLN_FORMATS, mln_path="table file" if kind in MLN_FORMATS else "")

@@ -10,7 +10,7 @@ With n < 5 seeds neither p nor interval is reported: no test of n pairs can give
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +108,10 @@ def _difference(c: PairedComparison) -> str:
     return f"{c.mean_difference:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}]"
 
 
+def _rate(rates: Mapping[str, float], loss: str) -> str:
+    return f"{rates[loss]:g}" if loss in rates else ""
+
+
 def summary_row(s: LossSummary) -> dict:
     """One row of summary.csv."""
     c = s.comparison
@@ -119,15 +123,19 @@ def summary_row(s: LossSummary) -> dict:
                 p_value=_csv_number(c.p_value, ".6g") if c else "")
 
 
-def markdown_table(summaries: Sequence[LossSummary], reference: str = REFERENCE) -> str:
-    """The summary as a markdown table (also what the terminal shows)."""
-    lines = [f"| loss | runs | test accuracy mean | std | diff vs {reference} [95% CI] | test | p | diverged | s/run |",
-             "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+def markdown_table(summaries: Sequence[LossSummary], reference: str = REFERENCE,
+                   rates: Mapping[str, float] | None = None) -> str:
+    """The summary as a markdown table (also what the terminal shows); with ``rates`` (loss ->
+    learning rate), a column of each loss's rate follows its name."""
+    lr_head, lr_align = ("lr | ", "---:|") if rates else ("", "")
+    lines = [f"| loss | {lr_head}runs | test accuracy mean | std | diff vs {reference} [95% CI] | test | p | diverged | s/run |",
+             f"|---|{lr_align}---:|---:|---:|---:|---|---:|---:|---:|"]
     for s in summaries:
         c = s.comparison
         vs = (f"{_difference(c)} | {c.test} | {_p(c.p_value)}" if c else
               ("(reference) | | " if s.loss == reference else "n/a | no reference run | "))
-        lines.append(f"| {s.loss} | {s.runs} | {s.mean:.4f} | {s.std:.4f} | {vs} | {s.diverged} | {s.seconds:.1f} |")
+        lr = f"{_rate(rates, s.loss)} | " if rates else ""
+        lines.append(f"| {s.loss} | {lr}{s.runs} | {s.mean:.4f} | {s.std:.4f} | {vs} | {s.diverged} | {s.seconds:.1f} |")
     return "\n".join(lines)
 
 
@@ -174,19 +182,25 @@ def write_report(records: Sequence[RunRecord], out_dir: str | Path, run_info: di
 
     summary.csv / summary.md: one row per loss; per_seed.csv: final accuracy of every run;
     curves.csv: accuracy at every evaluated step of every run; curves.png: their means;
-    settings.json: ``run_info`` (what was run, with which settings)."""
+    settings.json: ``run_info`` (what was run, with which settings). Its ``learning_rates``
+    (loss -> rate), where present, become a column of the table and of summary.csv."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summaries = summarise_losses(records, reference)
-    write_csv(out / "summary.csv", [summary_row(s) for s in summaries])
+    rates: dict[str, float] = run_info.get("learning_rates") or {}
+    rows = [summary_row(s) for s in summaries]
+    if rates:  # the rate column follows the loss's name
+        rows = [{"loss": row["loss"], "lr": _rate(rates, row["loss"]), **row} for row in rows]
+    write_csv(out / "summary.csv", rows)
     write_csv(out / "per_seed.csv", [dict(loss=r.loss, seed=r.seed, final_accuracy=f"{r.final_accuracy:.6f}",
                                           diverged=int(r.diverged), seconds=f"{r.seconds:.3f}") for r in records])
     write_csv(out / "curves.csv", [dict(loss=r.loss, seed=r.seed, step=step, accuracy=f"{a:.6f}")
                                    for r in records for step, a in zip(r.steps, r.accuracy)])
     title = f"{run_info.get('model', '')} on {run_info.get('dataset', '')}"
     plot_curves(records, out / "curves.png", title=f"{title}: test accuracy (mean +- 1 std)")
-    table = markdown_table(summaries, reference)
-    settings = ", ".join(f"{k} {run_info[k]}" for k in ("optimizer", "steps", "batch_size", "lr", "mln_lr") if k in run_info)
+    table = markdown_table(summaries, reference, rates)
+    settings = ", ".join(f"{k} {run_info[k]}" for k in ("protocol", "optimizer", "steps", "batch_size", "lr", "mln_lr")
+                         if run_info.get(k) is not None)
     note = statistics_note([s.comparison for s in summaries if s.comparison], reference)
     write_text(out / "summary.md",
         f"# Meta-test: {title}\n\nData: {run_info.get('data_source', '')}\n\nSettings: {settings}.\n\n"

@@ -6,6 +6,10 @@ the data) before the first classifier is trained, so bad input costs nothing. Ev
 read from a file gets the K-class check (:func:`deap_mln.mln.check.check_loss`) for the data
 set's number of classes; one that fails it is flagged (``warnings``, ``settings.json``) and
 still trained.
+
+The protocol (:data:`deap_mln.metatest.train.PROTOCOLS`) sets each loss's learning rate; under
+``tuned`` every loss is first tuned on a validation split of the training data, then trained
+at its rate on the whole training split and scored on the test split like the others.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from pathlib import Path
 import torch
 
 from deap_mln.data.datasets import DATASETS, load_dataset
-from deap_mln.metatest.baselines import BASELINES, resolve_loss
+from deap_mln.metatest.baselines import BASELINES, LossSpec, resolve_loss
 from deap_mln.metatest.models import build_model
 from deap_mln.metatest.report import write_report
 from deap_mln.metatest.train import (
@@ -25,10 +29,18 @@ from deap_mln.metatest.train import (
     BATCH_SIZE,
     CURVE_POINTS,
     DEFAULT_STEPS,
+    MAX_EXTENSIONS,
     MLN_LR,
+    PROTOCOLS,
+    TUNING_FIRST_SEED,
+    TUNING_SEEDS,
+    LearningRateSearch,
     MetaTestSettings,
     RunRecord,
+    paper_learning_rate,
     run_meta_test,
+    tune_learning_rate,
+    validation_split,
 )
 from deap_mln.mln.check import check_loss
 
@@ -47,21 +59,31 @@ class MetaTestResult:
 
 def meta_test(losses: Sequence[str], dataset: str, out_dir: str | Path, *, model: str = "mlp3", seeds: int = 5,
               first_seed: int = 0, steps: int | None = None, batch_size: int = BATCH_SIZE, optimizer: str = "adam",
-              lr: float = BASELINE_LR, mln_lr: float = MLN_LR, eval_every: int | None = None,
-              data_dir: str | Path | None = None, download: bool = False, data_seed: int = 0,
-              threads: int | None = None, device: str = "cpu",
+              protocol: str = "tuned", lr: float = BASELINE_LR, mln_lr: float = MLN_LR,
+              tuning_seeds: int = TUNING_SEEDS, lr_grid: Sequence[float] | None = None, mln_path: str = "table",
+              eval_every: int | None = None, data_dir: str | Path | None = None, download: bool = False,
+              data_seed: int = 0, threads: int | None = None, device: str = "cpu",
               progress: Callable[[str], None] | None = None) -> MetaTestResult:
     """Train ``model`` on ``dataset`` with every loss for ``seeds`` seeds; write the report.
 
-    ``losses`` are baseline names (``ce``, ``mse``, ``focal``) or saved loss files; ``steps``
-    defaults to the data set's entry of ``DEFAULT_STEPS``, ``eval_every`` to steps / 20.
+    ``losses`` are baseline names (``ce``, ``mse``, ``focal``, ``ls``) or saved loss files; a
+    saved MLN trains through its compiled table (``mln_path="table"``) or exactly (``"exact"``).
+    ``protocol``: ``"tuned"`` (each loss's rate chosen from ``lr_grid``, default
+    :data:`~deap_mln.metatest.train.LR_GRIDS`, by mean validation accuracy over ``tuning_seeds``
+    runs; ``lr`` and ``mln_lr`` unused), ``"equal"`` (every loss at ``lr``) or ``"paper"``
+    (``mln_lr`` for MLN losses, ``lr`` for the others). ``steps`` defaults to the data set's
+    entry of ``DEFAULT_STEPS``, ``eval_every`` to steps / 20.
     Returns the runs and the markdown table written to ``out_dir/summary.md``.
     """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    if tuning_seeds < 1:
+        raise ValueError(f"tuning seeds must be at least 1, got {tuning_seeds}")
     if threads:
         torch.set_num_threads(threads)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device}: CUDA is not available here")
-    specs = [resolve_loss(spec) for spec in losses]
+    specs = [resolve_loss(spec, mln_path) for spec in losses]
     labels = [loss.label for loss in specs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"the same loss is listed twice: {' '.join(losses)}")
@@ -79,16 +101,49 @@ def meta_test(losses: Sequence[str], dataset: str, out_dir: str | Path, *, model
     checks = {spec.label: check_loss(spec.module, data.num_classes) for spec in specs if spec.label not in BASELINES}
     warnings = [f"warning: {label}: {check.line()} (a sane loss orders confident-correct < uniform < confident-wrong)"
                 for label, check in checks.items() if not check]
+    rule = {"tuned": "lr tuned per loss", "equal": f"lr {lr:g} for every loss",
+            "paper": f"lr {lr:g} (MLN {mln_lr:g})"}[protocol]
     say(f"{settings.model}, {settings.optimizer} {settings.steps} steps, batch {settings.batch_size}, "
-        f"lr {settings.lr:g} (MLN {settings.mln_lr:g}), {torch.get_num_threads()} threads, {seeds} seeds")
+        f"{protocol} protocol: {rule}, {torch.get_num_threads()} threads, {seeds} seeds")
     seed_list = list(range(first_seed, first_seed + seeds))
     start = time.perf_counter()
-    records = run_meta_test(specs, data, settings, seed_list, progress=progress)
+    tuning: dict[str, LearningRateSearch] = {}
+    tuning_info: dict = {}
+    if protocol == "tuned":
+        tuning_data = validation_split(data, data_seed)
+        tuning_seed_list = list(range(TUNING_FIRST_SEED, TUNING_FIRST_SEED + tuning_seeds))
+        say(f"tuning on {tuning_data.source}, {tuning_seeds} seeds per rate")
+        for spec in specs:
+            tuning[spec.label] = search = tune_learning_rate(tuning_data, spec, settings, tuning_seed_list, lr_grid)
+            say(f"{spec.label:>12}  lr {search.best:g}: validation accuracy "
+                + ", ".join(f"{rate:g} {score:.4f}" for rate, score in zip(search.rates, search.scores)))
+            if search.at_edge:  # recorded in settings.json ("at_edge") too
+                say(f"{spec.label:>12}  note: the best learning rate {search.best:g} is still an edge of the grid "
+                    f"after {search.extensions} extensions")
+        tuning_info = {"validation": tuning_data.source, "tuning_seeds": tuning_seed_list,
+                       "max_extensions": MAX_EXTENSIONS, "seconds": round(time.perf_counter() - start, 2),
+                       "per_loss": {k: s.to_dict() for k, s in tuning.items()}}
+    rates = {spec.label: learning_rate(spec, settings, protocol, tuning) for spec in specs}
+    records = run_meta_test(specs, data, settings, seed_list, progress=progress, rates=rates)
     seconds = time.perf_counter() - start
     run_info = {"dataset": dataset, "data_source": data.source, "data_seed": data_seed,
                 "losses": list(losses), "seeds": seed_list, "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "seconds": round(seconds, 2), **asdict(settings),
+                "protocol": protocol, "learning_rates": rates, "tuning": tuning_info,
+                "mln_paths": {spec.label: spec.mln_path for spec in specs if spec.mln},
                 "loss_checks": {label: check.to_dict() for label, check in checks.items()}}
+    if protocol != "paper":  # the paper's two rates were not used as such
+        run_info["mln_lr"] = None
+    if protocol == "tuned":
+        run_info["lr"] = None
     out = Path(out_dir)
     table = write_report(records, out, run_info)
     return MetaTestResult(records, table, out, seconds, run_info, warnings)
+
+
+def learning_rate(loss: LossSpec, settings: MetaTestSettings, protocol: str,
+                  tuning: dict[str, LearningRateSearch]) -> float:
+    """The rate ``loss`` trains at under ``protocol`` (``tuning``: the searches of the tuned protocol)."""
+    if protocol == "tuned":
+        return tuning[loss.label].best
+    return settings.lr if protocol == "equal" else paper_learning_rate(loss, settings)

@@ -5,16 +5,26 @@ set's training split and records its test accuracy over training. A seed fixes t
 weights and the mini-batch order, and is the same for every loss, so the losses are
 compared on equal terms and the comparison over seeds is paired.
 
-Defaults follow the Adaptive-MLN paper's meta-test: Adam, learning rate 1e-3 for the
-baselines and 1e-4 for evolved (MLN) losses, batch 500, 1,000 steps on synthetic tasks.
+Batch 500 and 1,000 steps on synthetic tasks follow the Adaptive-MLN paper's meta-test
+(Adam). The learning rate of each loss depends on the protocol (:data:`PROTOCOLS`):
+
+- ``tuned`` (default): :func:`tune_learning_rate` picks each loss's own rate on a validation
+  split of the training data (:func:`validation_split`) from a log-spaced grid that is
+  extended while its best rate sits at an edge (:func:`search_learning_rate`). Adam is
+  invariant to the scale of a loss's gradient, so comparing losses at one rate (or at the
+  paper's two) mostly compares how well that rate suits each loss.
+- ``equal``: every loss at one rate.
+- ``paper``: 1e-3 for the baselines and 1e-4 for evolved (MLN) losses, as in the paper.
+
 :func:`deap_mln.metatest.run.meta_test` runs a whole comparison and writes the files of
 :func:`deap_mln.metatest.report.write_report`.
 """
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -22,9 +32,17 @@ from torch import nn
 from deap_mln.data.datasets import ClassificationData
 from deap_mln.metatest.baselines import LossSpec
 from deap_mln.metatest.models import MODELS, build_model
-from deap_mln.seeding import seed_sequence, torch_generator
+from deap_mln.seeding import generator, seed_sequence, torch_generator
 
 OPTIMIZERS = ("adam", "sgd")
+PROTOCOLS = ("tuned", "equal", "paper")
+# The tuned protocol (docs/meta_test.md): starting grids on the ladder 1, 3, 10, 30, ... (about half a
+# decade a step), centred on the usual rate of each optimiser (Adam 1e-3, SGD 0.1)
+LR_GRIDS: dict[str, tuple[float, ...]] = {"adam": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2), "sgd": (1e-2, 3e-2, 0.1, 0.3, 1.0)}
+MAX_EXTENSIONS = 3         # rates added beyond an edge of the grid, in all, before giving up (flagged)
+VALIDATION_FRACTION = 0.2  # of the training examples, held out to score the rates
+TUNING_SEEDS = 2           # runs per rate; their mean validation accuracy decides
+TUNING_FIRST_SEED = 1_000_000  # tuning runs use seeds 1,000,000, ...: not the report's seeds, the same for every loss
 BASELINE_LR, MLN_LR, BATCH_SIZE = 1e-3, 1e-4, 500  # the paper's meta-test settings
 # Steps per data set: the paper's 1,000 on synthetic tasks; for the others, what trains
 # the default small models close to convergence in minutes on a 2-core CPU (docs/meta_test.md).
@@ -93,12 +111,19 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr) if name == "adam" else torch.optim.SGD(params, lr=lr)
 
 
-def train_and_evaluate(data: ClassificationData, loss: LossSpec, seed: int, settings: MetaTestSettings) -> RunRecord:
+def paper_learning_rate(loss: LossSpec, settings: MetaTestSettings) -> float:
+    """The paper protocol's rate: ``settings.mln_lr`` for a Meta-Loss Network, else ``settings.lr``."""
+    return settings.mln_lr if loss.mln else settings.lr
+
+
+def train_and_evaluate(data: ClassificationData, loss: LossSpec, seed: int, settings: MetaTestSettings,
+                       lr: float | None = None) -> RunRecord:
     """Train a fresh ``settings.model`` on ``data`` with ``loss`` for ``settings.steps`` steps.
 
-    Batches are drawn without replacement from a permutation per epoch (the last, partial
-    batch of an epoch is dropped). The initial weights come from ``run_seed(seed)`` and the
-    batch order from ``torch_generator(seed, "meta-test-batches")``, neither from the loss.
+    The optimiser's rate is ``lr``, or :func:`paper_learning_rate` when it is None. Batches
+    are drawn without replacement from a permutation per epoch (the last, partial batch of an
+    epoch is dropped). The initial weights come from ``run_seed(seed)`` and the batch order
+    from ``torch_generator(seed, "meta-test-batches")``, neither from the loss nor the rate.
     """
     start = time.perf_counter()
     device = settings.device
@@ -107,7 +132,8 @@ def train_and_evaluate(data: ClassificationData, loss: LossSpec, seed: int, sett
     criterion = loss.module.to(device)
     for p in criterion.parameters():  # an evolved loss is fixed: no gradients for its weights
         p.requires_grad_(False)
-    optimizer = make_optimizer(settings.optimizer, model.parameters(), settings.mln_lr if loss.mln else settings.lr)
+    optimizer = make_optimizer(settings.optimizer, model.parameters(),
+                               lr if lr is not None else paper_learning_rate(loss, settings))
     x, y = data.x_train.to(device), data.y_train.to(device)
     n = len(y)
     batch = min(settings.batch_size, n)
@@ -147,15 +173,100 @@ def evaluation_steps(steps: int, eval_every: int) -> list[int]:
 
 
 def run_meta_test(losses: Sequence[LossSpec], data: ClassificationData, settings: MetaTestSettings,
-                  seeds: Sequence[int], progress: Callable[[str], None] | None = None) -> list[RunRecord]:
-    """Every loss x every seed, loss by loss; returns the runs in that order."""
+                  seeds: Sequence[int], progress: Callable[[str], None] | None = None,
+                  rates: Mapping[str, float] | None = None) -> list[RunRecord]:
+    """Every loss x every seed, loss by loss; returns the runs in that order. ``rates`` maps
+    a loss's label to its learning rate (default: :func:`paper_learning_rate`)."""
     records = []
     for loss in losses:
         for seed in seeds:
-            record = train_and_evaluate(data, loss, seed, settings)
+            record = train_and_evaluate(data, loss, seed, settings, rates[loss.label] if rates else None)
             records.append(record)
             if progress:
                 flag = "  (diverged)" if record.diverged else ""
                 progress(f"{loss.label:>12}  seed {seed}: test accuracy {record.final_accuracy:.4f}  "
                          f"({record.seconds:.1f} s){flag}")
     return records
+
+
+# ----------------------------------------------------------------------------------------------
+# the tuned protocol: a learning rate per loss, chosen on held-out training data
+
+
+def validation_split(data: ClassificationData, data_seed: int, fraction: float = VALIDATION_FRACTION) -> ClassificationData:
+    """The training examples of ``data`` split into training and validation parts (as its
+    ``*_train`` and ``*_test`` fields); the test split is not in it. The permutation comes
+    from ``generator(data_seed, "meta-test-validation")``."""
+    n = len(data.y_train)
+    held_out = round(fraction * n)
+    if not 0 < held_out < n:
+        raise ValueError(f"a validation fraction of {fraction:g} of {n} training examples leaves an empty part")
+    order = torch.as_tensor(generator(data_seed, "meta-test-validation").permutation(n))
+    validation, train = order[:held_out], order[held_out:]
+    return ClassificationData(f"{data.name} (validation split)", data.x_train[train], data.y_train[train],
+                              data.x_train[validation], data.y_train[validation], data.num_classes,
+                              f"{n - held_out} / {held_out} of the {n} training examples (permutation of data seed "
+                              f"{data_seed}); the test split is not used")
+
+
+def neighbour_rate(rate: float, up: bool) -> float:
+    """The next rate above (``up``) or below ``rate`` on the ladder ..., 1e-4, 3e-4, 1e-3, 3e-3, ...
+    (a rate off the ladder is first moved to its nearest rung)."""
+    rung = round(2 * math.log10(rate)) + (1 if up else -1)  # rung k is 10^(k/2), written 1 or 3 x 10^e
+    return float(f"{3 if rung % 2 else 1}e{rung // 2}")
+
+
+@dataclass(frozen=True)
+class LearningRateSearch:
+    """The rates tried (ascending), their scores (mean validation accuracy) and the rate chosen."""
+
+    rates: list[float]
+    scores: list[float]
+    best: float
+    extensions: int   # rates added beyond the starting grid
+    at_edge: bool     # the best is still an edge of the grid tried: the search ran out of extensions
+
+    def to_dict(self) -> dict:
+        return dict(chosen=self.best, grid=self.rates, validation_accuracy=[round(s, 6) for s in self.scores],
+                    extensions=self.extensions, at_edge=self.at_edge)
+
+
+def search_learning_rate(score: Callable[[float], float], grid: Sequence[float] = LR_GRIDS["adam"],
+                         max_extensions: int = MAX_EXTENSIONS) -> LearningRateSearch:
+    """Score every rate of ``grid``; while the best (highest score, ties to the smaller rate)
+    is the smallest or largest rate tried, score the next rate beyond it (:func:`neighbour_rate`),
+    at most ``max_extensions`` times in all."""
+    if len(set(grid)) < 3 or min(grid) <= 0:
+        raise ValueError(f"a learning-rate grid needs at least 3 distinct positive rates, got {list(grid)}")
+    scores = {rate: score(rate) for rate in sorted(set(grid))}
+    extensions = 0
+    while True:
+        rates = sorted(scores)
+        best = max(rates, key=lambda rate: scores[rate])  # max keeps the first, smallest, of equal scores
+        at_edge = best in (rates[0], rates[-1])
+        if not at_edge or extensions == max_extensions:
+            break
+        beyond = neighbour_rate(best, up=best == rates[-1])
+        if beyond in scores:
+            break
+        scores[beyond] = score(beyond)
+        extensions += 1
+    return LearningRateSearch(rates, [scores[rate] for rate in rates], best, extensions, at_edge)
+
+
+def tune_learning_rate(tuning_data: ClassificationData, loss: LossSpec, settings: MetaTestSettings,
+                       seeds: Sequence[int], grid: Sequence[float] | None = None,
+                       max_extensions: int = MAX_EXTENSIONS) -> LearningRateSearch:
+    """The rate at which ``loss`` gives the best mean final accuracy on ``tuning_data``'s held-out
+    part over ``seeds`` (:func:`search_learning_rate`; ``grid`` defaults to :data:`LR_GRIDS`).
+
+    ``tuning_data`` is :func:`validation_split` of the meta-test's data: its ``x_test`` are
+    validation examples, never test examples. Each run is as long as a meta-test run.
+    """
+    once = replace(settings, eval_every=settings.steps)  # only the final accuracy counts
+
+    def mean_validation_accuracy(rate: float) -> float:
+        runs = [train_and_evaluate(tuning_data, loss, seed, once, lr=rate) for seed in seeds]
+        return sum(run.final_accuracy for run in runs) / len(runs)
+
+    return search_learning_rate(mean_validation_accuracy, grid or LR_GRIDS[settings.optimizer], max_extensions)

@@ -53,7 +53,7 @@ def test_baselines_match_their_definitions():
 
 
 def test_saved_evolved_loss_is_accepted_as_a_loss(mln_file, tmp_path):
-    spec = resolve_loss(str(mln_file))
+    spec = resolve_loss(str(mln_file), "exact")
     assert spec.mln and isinstance(spec.module, MLNLoss) and spec.label == str(mln_file)
     logits, target = torch.randn(5, 10), torch.randint(0, 10, (5,))
     assert torch.equal(spec.module(logits, target), load_loss(mln_file)(logits, target))
@@ -137,19 +137,20 @@ def test_cli_end_to_end_and_deterministic(tmp_path, mln_file, capsys):
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     table = capsys.readouterr().out
     for name in ("ce", "mse", "focal", str(mln_file)):
-        assert f"| {name} | 2 |" in table
+        assert re.search(rf"\| {re.escape(name)} \| [0-9.e-]+ \| 2 \|", table)  # name, tuned learning rate, runs
     files = {p.name for p in (tmp_path / "a").iterdir()}
     assert {"summary.csv", "summary.md", "per_seed.csv", "curves.csv", "curves.png", "settings.json"} <= files
     assert (tmp_path / "a" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = read_csv(tmp_path / "a" / "summary.csv")
     assert [r["loss"] for r in summary] == ["ce", "mse", "focal", str(mln_file)]
+    assert all(float(r["lr"]) > 0 for r in summary)
     assert summary[0]["test"] == "" and summary[1]["reference"] == "ce"
     assert summary[1]["test"] == "too few seeds (n = 2 < 5): no test" and summary[1]["p_value"] == ""
     assert "n/a (n < 5)" in table and "2/2^2 = 0.5" in (tmp_path / "a" / "summary.md").read_text()
     per_seed = read_csv(tmp_path / "a" / "per_seed.csv")
     ce = [float(r["final_accuracy"]) for r in per_seed if r["loss"] == "ce"]
     assert len(per_seed) == 8 and math.isclose(float(summary[0]["mean_accuracy"]), np.mean(ce), abs_tol=1e-6)
-    assert "| ce | 2 |" in (tmp_path / "a" / "summary.md").read_text()
+    assert re.search(r"\| ce \| [0-9.e-]+ \| 2 \|", (tmp_path / "a" / "summary.md").read_text())
     curves = read_csv(tmp_path / "a" / "curves.csv")
     assert sorted({int(r["step"]) for r in curves}) == [0, 4, 8, 12]
 
