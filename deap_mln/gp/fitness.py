@@ -7,7 +7,8 @@ on and 347 to validate on; the test split (450) is never seen by the search.
 with 2,000 training, 1,000 validation and 1,000 test points.
 
 The classifier (an MLP with one hidden ReLU layer, or logistic regression) is trained with Adam
-for a fixed number of steps on mini-batches drawn with replacement. Its initial weights and
+for a fixed number of steps on mini-batches drawn with replacement, by the training both wings
+share (:mod:`deap_mln.data.brief_training`). Its initial weights and
 batch order come from the run seed only, so a tree's fitness is a function of the tree: the
 search caches it by canonical expression (:class:`FitnessCache`) and never trains a repeated
 tree twice. A loss that turns NaN or infinite gets :data:`FAILED_ACCURACY`. Training runs torch
@@ -21,9 +22,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from deap_mln.data.brief_training import BriefTraining, Split, module_logit_gradient, train_and_score
 from deap_mln.gp.tree import GPLoss, canonical_string, parse_expression
 from deap_mln.parallel import single_thread
 from deap_mln.seeding import generator, seed_sequence
@@ -85,42 +88,25 @@ class TrainingSettings:
     lr: float = 0.01         # Adam
 
 
-def build_classifier(inputs: int, classes: int, hidden: int) -> nn.Module:
-    if hidden == 0:
-        return nn.Linear(inputs, classes)
-    return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, classes))
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float((model(x).argmax(dim=1) == y).to(torch.float64).mean())
-
-
 def train_with_loss(loss: nn.Module, settings: TrainingSettings, final: bool = False) -> float:
     """Train a fresh classifier with ``loss``; its validation accuracy (test accuracy after
-    training on train + validation when ``final``), or FAILED_ACCURACY if the loss diverged."""
+    training on train + validation when ``final``), or FAILED_ACCURACY if the loss diverged.
+
+    The training is :func:`deap_mln.data.brief_training.train_and_score` with one member, the
+    piece the MLN wing's data-task fitness shares."""
     data = load_fitness_data(settings.dataset, settings.data_seed)
     x, y = data.x_train, data.y_train
     if final:
         x, y = torch.cat([x, data.x_val]), torch.cat([y, data.y_val])
-    with single_thread(), torch.random.fork_rng():
-        torch.manual_seed(int(seed_sequence(settings.seed, "gp-classifier").generate_state(1)[0]))
-        model = build_classifier(x.shape[1], data.num_classes, settings.hidden)
-        batches = torch.Generator().manual_seed(int(seed_sequence(settings.seed, "gp-batches").generate_state(1)[0]))
-        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-        for _ in range(settings.steps):
-            index = torch.randint(len(y), (settings.batch_size,), generator=batches)
-            value = loss(model(x[index]), y[index])
-            if not torch.isfinite(value):
-                return FAILED_ACCURACY
-            if not value.requires_grad:  # a tree without p: zero gradient, the classifier never moves
-                break
-            optimizer.zero_grad()
-            value.backward()
-            optimizer.step()
-        if not all(torch.isfinite(p).all() for p in model.parameters()):
-            return FAILED_ACCURACY
-        return accuracy(model, data.x_test, data.y_test) if final else accuracy(model, data.x_val, data.y_val)
+    split = Split(x, y, data.x_test, data.y_test, data.num_classes) if final else \
+        Split(x, y, data.x_val, data.y_val, data.num_classes)
+    training = BriefTraining(
+        hidden=settings.hidden, steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
+        optimizer="adam", init_seed=int(seed_sequence(settings.seed, "gp-classifier").generate_state(1)[0]),
+        batch_seed=int(seed_sequence(settings.seed, "gp-batches").generate_state(1)[0]))
+    with single_thread():
+        score = float(train_and_score(module_logit_gradient(loss), split, 1, training)[0])
+    return FAILED_ACCURACY if np.isnan(score) else score
 
 
 def evaluate_expression(expression: str, settings: TrainingSettings) -> float:

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from deap_mln.configs import JSONConfig, require
+from deap_mln.data.brief_training import MEASURES, OPTIMIZERS
 from deap_mln.data.synthetic import MAX_CLASSES
+from deap_mln.data.user_data import check_source
 from deap_mln.mln.network import PAPER_HIDDEN
 
 ALGORITHMS = ("hybrid", "es")
@@ -69,6 +71,13 @@ class EvolutionConfig(JSONConfig):
     validation_tasks: int = 4          # fixed tasks that choose the loss a run keeps (0: keep the best single measurement)
     validation_top: int = 3            # survivors validated each generation (each genome once)
     test_tasks: int = 8                # fixed tasks that score the kept loss once, at the end (0: none)
+    # meta-tasks from a data set (tasks_source other than synthetic): resampled splits of its training part
+    tasks_source: str = "synthetic"    # synthetic, digits, mnist1d, mnist, csv:PATH or npz:PATH
+    task_fitness: str = "accuracy"     # accuracy, or cross-entropy: exp(-validation CE), ordered as -CE
+    task_steps: int = 200              # steps of each classifier's brief training (batches of inner_batch)
+    task_optimizer: str = "adam"       # adam or sgd, at task_lr
+    task_lr: float = 1e-3              # the meta-test's Adam rate for CE
+    task_hidden: int = 32              # hidden ReLU units of the classifier (0: logistic regression)
     # inner loop (meta-training)
     inner_lr: float = 0.1
     inner_batch: int = 100
@@ -103,6 +112,19 @@ class EvolutionConfig(JSONConfig):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("generations", "patience", "checkpoint_every", "validation_tasks", "test_tasks"):
             require(getattr(self, name) >= 0, f"{name} must be non-negative, got {getattr(self, name)}")
+        check_source(self.tasks_source)
+        require(self.tasks_source == "synthetic" or self.fitness == "meta-mse",
+                f"tasks_source applies to the trained-classifier fitness; fitness='ranking' trains none "
+                f"(got tasks_source {self.tasks_source!r})")
+        require(self.tasks_source == "synthetic" or not self.dynamic_update,
+                "dynamic_update differentiates the meta-MSE of synthetic tasks; turn it off "
+                "(--no-dynamic-update) with tasks_source " + repr(self.tasks_source))
+        require(self.task_fitness in MEASURES, f"task_fitness must be one of {MEASURES}, got {self.task_fitness!r}")
+        require(self.task_optimizer in OPTIMIZERS,
+                f"task_optimizer must be one of {OPTIMIZERS}, got {self.task_optimizer!r}")
+        require(self.task_steps >= 1, f"task_steps must be at least 1, got {self.task_steps}")
+        require(self.task_lr > 0, f"task_lr must be positive, got {self.task_lr}")
+        require(self.task_hidden >= 0, f"task_hidden must be non-negative, got {self.task_hidden}")
         require(self.validation_top >= 1, f"validation_top must be at least 1, got {self.validation_top}")
         require(self.validation_top <= self.mu, f"validation_top ({self.validation_top}) must not exceed mu ({self.mu})")
         require(0.0 <= self.crossover_prob <= 1.0, f"crossover_prob must be in [0, 1], got {self.crossover_prob}")
@@ -163,11 +185,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset(name: str, **overrides: Any) -> EvolutionConfig:
-    """The named preset with field overrides applied, validated. ``algorithm="es"`` also turns
-    the dynamic update off unless ``dynamic_update`` is given: ES is the paper's baseline."""
+    """The named preset with field overrides applied, validated. ``algorithm="es"`` and a
+    ``tasks_source`` other than synthetic also turn the dynamic update off unless
+    ``dynamic_update`` is given: ES is the paper's baseline, and the update differentiates the
+    meta-MSE of synthetic tasks."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
     if values.get("algorithm") == "es" and "dynamic_update" not in overrides:
         values["dynamic_update"] = False  # the ES baseline is the method without Algorithm 1's update
+    if values.get("tasks_source", "synthetic") != "synthetic" and overrides.get("dynamic_update") is None:
+        values["dynamic_update"] = False  # its meta-gradient is that of synthetic tasks' meta-MSE
     return EvolutionConfig.from_dict(values)

@@ -31,7 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from deap_mln.data.brief_training import BriefTraining, train_and_score
 from deap_mln.data.synthetic import Task, fixed_tasks, generation_tasks
+from deap_mln.data.user_data import DataTask, data_tasks
 from deap_mln.mln.check import check_loss, population_passes
 from deap_mln.mln.config import EvolutionConfig
 from deap_mln.mln.edl import ranking_fitness
@@ -94,6 +96,33 @@ def trained_fitness(loss: PopulationLoss, population: int, config: EvolutionConf
     return fitness_from_mse(total / len(tasks))
 
 
+def data_task_fitness(genomes: np.ndarray, config: EvolutionConfig, tasks: Sequence[DataTask]) -> np.ndarray:
+    """Fitness on meta-tasks from a data set (``config.tasks_source``): the mean over the tasks of
+    the validation accuracy (or exp(-CE), ``config.task_fitness``) of K-class classifiers trained
+    briefly with each genome's loss (Eq. 4 through the fast 2-D table or the exact MLN,
+    :func:`deap_mln.data.brief_training.train_and_score`, the GP wing's training too).
+
+    For K > 2 a genome that fails the K-class check gets ``FAILED_MLN_FITNESS`` untrained, as on
+    synthetic K-class tasks; so does one whose training turns non-finite.
+    """
+    g = torch.as_tensor(np.ascontiguousarray(genomes, dtype=np.float32))
+    classes = tasks[0].split.classes
+    passes = population_passes(g, config.hidden, classes) if classes > 2 else np.ones(g.shape[0], dtype=bool)
+    scores = np.full(g.shape[0], FAILED_MLN_FITNESS)
+    if passes.any():
+        kept = g[torch.as_tensor(passes)]
+        loss = kclass_population_loss(config.evaluation, kept, config.hidden, config.pair_grid_size)
+        total = np.zeros(kept.shape[0])
+        for task in tasks:
+            training = BriefTraining(hidden=config.task_hidden, steps=config.task_steps, batch_size=config.inner_batch,
+                                     lr=config.task_lr, optimizer=config.task_optimizer, init_seed=task.init_seed,
+                                     batch_seed=task.batch_seed)
+            total += train_and_score(loss.logit_gradient, task.split, kept.shape[0], training, config.task_fitness)
+        mean = total / len(tasks)
+        scores[passes] = np.where(np.isfinite(mean), mean, FAILED_MLN_FITNESS)
+    return scores
+
+
 SPLITS = ("evolution", "validation", "test")
 
 
@@ -116,7 +145,8 @@ def evaluate_chunk(chunk: Chunk) -> list[float]:
     """Worker entry point: the fitness of every genome in the chunk, as plain floats.
 
     ``config.fitness`` picks Eq. 1 on synthetic tasks ("meta-mse") or EDL's ranking
-    consistency ("ranking"); a non-finite result becomes ``FAILED_MLN_FITNESS``.
+    consistency ("ranking"); with a ``tasks_source`` other than synthetic, the meta-MSE is
+    replaced by :func:`data_task_fitness`. A non-finite result becomes ``FAILED_MLN_FITNESS``.
     """
     config = chunk.config
     with single_thread():
@@ -124,6 +154,8 @@ def evaluate_chunk(chunk: Chunk) -> list[float]:
             key = chunk.generation if chunk.split == "evolution" else chunk.split
             scores = ranking_fitness(chunk.genomes, config, key)
             scores = np.where(np.isfinite(scores), scores, FAILED_MLN_FITNESS)
+        elif config.tasks_source != "synthetic":
+            scores = data_task_fitness(chunk.genomes, config, data_tasks(config, chunk.split, chunk.generation))
         else:
             tasks = (generation_tasks(config, chunk.generation) if chunk.split == "evolution"
                      else fixed_tasks(config, chunk.split))

@@ -16,6 +16,7 @@ import numpy as np
 from deap import base
 
 from deap_mln import __version__
+from deap_mln.data.user_data import load_task_data
 from deap_mln.io import (
     BEST_LOSS_FILE,
     CONFIG_FILE,
@@ -70,6 +71,7 @@ def evolve(config: EvolutionConfig, out_dir: str | Path, *, backend: str | Dispa
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     config.validate()
     resolve_backend(backend, workers)  # refuse before anything is written
+    task_classes(config)               # so is a data set that cannot be read or used
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / CONFIG_FILE)
     return _run(config, out, None, backend, workers, progress)
@@ -118,7 +120,8 @@ def _run(config: EvolutionConfig, out: Path, checkpoint_path: Path | None, backe
     write_json(out / SCORES_FILE, scores)
     kept = kept_individual(state)
     save_loss(out / BEST_LOSS_FILE, kept, config.hidden, metadata=dict(
-        method=f"adaptive-mln/{config.algorithm}", seed=config.seed, classes=config.classes,
+        method=f"adaptive-mln/{config.algorithm}", seed=config.seed, classes=task_classes(config),
+        tasks=config.tasks_source,
         fitness=float(kept.fitness.values[0]),
         sigma=float(kept.strategy), generations=state.generation, version=__version__,
         selected_by=scores["kept"]["selected_by"], validation=scores["kept"]["validation"],
@@ -126,6 +129,14 @@ def _run(config: EvolutionConfig, out: Path, checkpoint_path: Path | None, backe
     plot_fitness(list(state.logbook), out / FITNESS_PLOT, title=f"{config.algorithm}, seed {config.seed}")
     plot_loss_shape(kept, config.hidden, out / LOSS_SHAPE_PLOT)
     return RunResult(out, state, time.perf_counter() - tic, scores)
+
+
+def task_classes(config: EvolutionConfig) -> int:
+    """K of the run's meta-tasks: ``config.classes`` for synthetic tasks, else the data's (which
+    loads it: a bad file raises its one-line ValueError here)."""
+    if config.tasks_source == "synthetic":
+        return config.classes
+    return load_task_data(config.tasks_source).classes
 
 
 def kept_individual(state: EvolutionState):

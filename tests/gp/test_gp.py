@@ -298,3 +298,18 @@ def test_a_process_pool_gives_the_serial_run(tmp_path):
     serial, pool = (read_evaluations(tmp_path / name / "evaluations.csv") for name in ("serial", "pool"))
     assert len(serial) > 6 and pool == serial
     assert read_logbook(tmp_path / "pool" / "logbook.csv") == read_logbook(tmp_path / "serial" / "logbook.csv")
+
+
+@pytest.mark.parametrize("dataset, hidden, expression, validation, test", [
+    ("digits", 32, "neg(mul(y, plog(p)))", 0.9740634005763689, 0.9533333333333334),
+    ("digits", 0, "mul(sub(p, y), sub(p, y))", 0.9423631123919308, 0.9444444444444444),
+    ("synthetic", 32, "neg(sub(plog(p), pdiv(y, p)))", 0.97, 0.961),
+    ("digits", 32, "pdiv(1.0, sub(p, p))", 0.06051873198847262, 0.09333333333333334),
+])
+def test_fitness_is_bit_for_bit_what_it_was_before_the_training_was_shared(dataset, hidden, expression, validation,
+                                                                           test):
+    # measured with the GP wing's own nn.Module loop, before data/brief_training.py trained for both wings
+    from deap_mln.gp.fitness import TrainingSettings, test_accuracy  # imported here: pytest would collect test_accuracy
+
+    settings = TrainingSettings(dataset=dataset, hidden=hidden, seed=3)
+    assert (evaluate_expression(expression, settings), test_accuracy(expression, settings)) == (validation, test)
