@@ -108,7 +108,7 @@ def git_state() -> dict:
     edited while a long benchmark runs, so benchmarks record this before and after)."""
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.rstrip("\n") if done.returncode == 0 else ""  # keep porcelain's leading blanks
 
     try:
         return dict(git_commit=git("rev-parse", "HEAD") or None,
