@@ -9,7 +9,7 @@ The names a user needs first, as ``deap.tools`` gathers DEAP's operators::
     deap_mln.meta_test(["runs/q/best_loss.pt", "ce"], "digits", "runs/mt")
 
 The wings live in subpackages: ``mln`` (Meta-Loss Networks, ES and EDL), ``gp`` (symbolic
-losses), ``metatest`` (fair comparisons against baselines), ``deploy`` (compiled tables,
+losses), ``taylor`` (TaylorGLO by DEAP's CMA-ES), ``metatest`` (fair comparisons against baselines), ``deploy`` (compiled tables,
 export, plots), ``data`` (synthetic tasks and real data sets) and ``cli``. These names are
 imported on first use, so ``import deap_mln`` stays light.
 """
@@ -39,11 +39,13 @@ _EXPORTS = {
     "CompiledMLNLoss": "deap_mln.deploy.compiled:CompiledMLNLoss",
     "export_run": "deap_mln.deploy.export:export_run",
     "plot_loss": "deap_mln.deploy.landscape:plot_loss",
+    "evolve_taylor": "deap_mln.taylor.run:evolve_taylor",
+    "TaylorGLOLoss": "deap_mln.taylor.loss:TaylorGLOLoss",
 }
 __all__ = [
     "__version__", "load_loss", "MLNLoss", "MetaLossNetwork", "EvolutionConfig", "preset", "evolve", "resume",
     "summarise_run", "build_toolbox", "GPConfig", "gp_preset", "evolve_gp", "GPLoss", "meta_test", "CompiledMLNLoss",
-    "export_run", "plot_loss",
+    "export_run", "plot_loss", "evolve_taylor", "TaylorGLOLoss",
 ]
 
 if TYPE_CHECKING:
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
     from deap_mln.mln.run import evolve, resume, summarise_run
     from deap_mln.mln.toolbox import build_toolbox
     from deap_mln.saved_losses import load_saved_loss as load_loss
+    from deap_mln.taylor.loss import TaylorGLOLoss
+    from deap_mln.taylor.run import evolve_taylor
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""One door for every saved loss: MLN weights, GP formulas, compiled tables.
+"""One door for every saved loss: MLN weights, GP formulas, compiled tables, TaylorGLO polynomials.
 
 A saved loss is a weights-only torch file holding a dict with a ``format`` tag. Reading
 it executes no pickled code (``torch.load(weights_only=True)``). :func:`load_saved_loss`
@@ -18,6 +18,7 @@ from deap_mln.io import atomic_write
 MLN_FORMAT = "deap_mln.loss/1"            # an MLN's genome and hidden sizes
 TABLE_FORMAT = "deap_mln.table_loss/1"     # an MLN compiled to a bicubic Hermite table
 GP_FORMAT = "deap_mln.gp_loss/1"           # a symbolic loss's prefix expression
+TAYLOR_FORMAT = "deap_mln.taylor_loss/1"   # a TaylorGLO polynomial's 8 parameters
 # Formats of a Meta-Loss Network, exact or compiled (meta-tests train them at the MLN learning rate).
 MLN_FORMATS = (MLN_FORMAT, TABLE_FORMAT)
 
@@ -27,6 +28,7 @@ FORMATS: dict[str, str] = {
     MLN_FORMAT: "deap_mln.mln.network:loss_from_record",
     TABLE_FORMAT: "deap_mln.deploy.compiled:loss_from_record",
     GP_FORMAT: "deap_mln.gp.tree:loss_from_record",
+    TAYLOR_FORMAT: "deap_mln.taylor.loss:loss_from_record",
 }
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "deap_mln"
 # A module may import its own subpackage and anything on a lower layer, nothing else.
 LAYERS = {
-    "leaves": 0,    # io, configs, seeding, stats, parallel, saved_losses, plotting, reduction, the package root
+    "leaves": 0,    # io, configs, seeding, stats, parallel, saved_losses, plotting, reduction, loss_check, the package root
     "data": 1,
-    "mln": 2, "gp": 2,
+    "mln": 2, "gp": 2, "taylor": 2,
     "metatest": 3,
     "deploy": 4,
     "cli": 5,

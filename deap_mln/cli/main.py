@@ -10,10 +10,10 @@ import sys
 from collections.abc import Sequence
 
 from deap_mln import __version__
-from deap_mln.cli import bench, evolve, evolve_gp, export, meta_test, plot, show
+from deap_mln.cli import bench, evolve, evolve_gp, evolve_taylor, export, meta_test, plot, show
 from deap_mln.cli.argtypes import Parser, UsageError
 
-COMMANDS = (evolve, show, bench, meta_test, evolve_gp, export, plot)
+COMMANDS = (evolve, show, bench, meta_test, evolve_gp, evolve_taylor, export, plot)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,13 +22,13 @@ from deap_mln.metatest.train import (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    mt = sub.add_parser("meta-test", help="compare evolved losses with cross-entropy, MSE, focal loss and label smoothing",
+    mt = sub.add_parser("meta-test", help="compare evolved losses with cross-entropy and other reference losses",
                         description="Train classifiers with each loss over several seeds; report test accuracy "
                                     "(table, CSV, markdown, curves.png) and a paired test of each loss against CE.")
     mt.add_argument("--loss", nargs="+", required=True, metavar="LOSS",
                     help=f"{', '.join(BASELINES)} ({', '.join(f'{a} = {b}' for a, b in ALIASES.items())}: "
                          f"CE with label smoothing {LABEL_SMOOTHING:g}), or a saved evolved loss file "
-                         "(a run's best_loss.pt: MLN, compiled table or GP)")
+                         "(a run's best_loss.pt: MLN, compiled table, GP or TaylorGLO)")
     mt.add_argument("--model", choices=MODELS, default="mlp3", help="classifier (default mlp3)")
     mt.add_argument("--dataset", choices=DATASETS, required=True)
     mt.add_argument("--seeds", type=positive_int, default=5, help="runs per loss, seeds first-seed.. (default 5)")

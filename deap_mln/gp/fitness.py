@@ -1,10 +1,8 @@
 """Fitness of a symbolic loss: validation accuracy of a small classifier trained briefly with it.
 
-``digits``: scikit-learn's 8x8 digits (10 classes) through :func:`deap_mln.data.datasets.load_digits_data`;
-its training split (1,347 images) is divided by a seeded permutation into 1,000 images to train
-on and 347 to validate on; the test split (450) is never seen by the search.
-``synthetic``: a binary task of :func:`deap_mln.data.synthetic.make_task` (linear ground truth, 5 inputs)
-with 2,000 training, 1,000 validation and 1,000 test points.
+The data (``digits`` or ``synthetic``) and its train / validation / test splits are
+:func:`deap_mln.data.fitness_splits.load_fitness_data`, re-exported here; the TaylorGLO wing
+reads the same splits.
 
 The classifier (an MLP with one hidden ReLU layer, or logistic regression) is trained with Adam
 for a fixed number of steps on mini-batches drawn with replacement, by the training both wings
@@ -16,63 +14,28 @@ on one thread.
 """
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from deap_mln.data.brief_training import BriefTraining, Split, module_logit_gradient, train_and_score
+from deap_mln.data.fitness_splits import (  # noqa: F401  (re-exported: the GP wing's data)
+    DIGITS_VAL_SIZE,
+    FITNESS_DATASETS,
+    SYNTHETIC_SIZES,
+    FitnessData,
+    load_fitness_data,
+)
 from deap_mln.gp.tree import GPLoss, canonical_string, parse_expression
 from deap_mln.parallel import single_thread
-from deap_mln.seeding import generator, seed_sequence
+from deap_mln.seeding import seed_sequence
 
-GP_DATASETS = ("digits", "synthetic")
+GP_DATASETS = FITNESS_DATASETS
 FAILED_ACCURACY = 0.0
-DIGITS_VAL_SIZE = 347                        # of the 1,347 training images; 1,000 remain to train on
-SYNTHETIC_SIZES: dict[str, Any] = dict(pool_size=20_000, train_size=2_000, val_size=2_000)  # val half is the test set
-
-
-@dataclass(frozen=True)
-class FitnessData:
-    """Train / validation / test tensors of one fitness setting (inputs flattened)."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    num_classes: int
-    source: str
-
-
-@functools.lru_cache(maxsize=4)
-def load_fitness_data(dataset: str, data_seed: int = 0) -> FitnessData:
-    """The data of ``dataset`` (``digits`` or ``synthetic``); the same seed gives the same splits."""
-    if dataset == "digits":
-        from deap_mln.data.datasets import load_digits_data
-
-        data = load_digits_data(data_seed)
-        x, y = data.x_train.flatten(1), data.y_train
-        order = torch.as_tensor(generator(data_seed, "gp-validation-split").permutation(len(y)))
-        val, train = order[:DIGITS_VAL_SIZE], order[DIGITS_VAL_SIZE:]
-        return FitnessData(x[train], y[train], x[val], y[val], data.x_test.flatten(1), data.y_test, 10,
-                           f"{data.source}; training split -> {len(train)} train / {len(val)} validation")
-    if dataset == "synthetic":
-        from deap_mln.data.synthetic import make_task
-
-        task = make_task(data_seed, 0, 0, kind="linear", **SYNTHETIC_SIZES)
-        labels = (task.p_val > 0.5).to(torch.int64)
-        half = len(labels) // 2
-        return FitnessData(task.x_train, task.y_train, task.x_val[:half], labels[:half], task.x_val[half:],
-                           labels[half:], 2, f"make_task(seed={data_seed}, 0, 0, linear): "
-                           f"{len(task.y_train)} train / {half} validation / {len(labels) - half} test")
-    raise ValueError(f"unknown GP dataset {dataset!r}; choose from {', '.join(GP_DATASETS)}")
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,15 @@ returns the batch mean:
 - ``focal``: focal loss -(1 - p_y)^gamma log p_y with gamma = 2 (Lin et al. 2017).
 - ``ls`` (also ``label-smoothing``): cross-entropy against targets smoothed by 0.1
   (Szegedy et al. 2016), ``nn.CrossEntropyLoss(label_smoothing=0.1)``.
+- ``poly1``: Poly-1 (Leng et al. 2022, PolyLoss): CE + epsilon (1 - p_y) with epsilon = 1.
+- ``baikal``: the Baikal loss (Gonzalez and Miikkulainen 2020), sum_k [-(log p_k - y_k / p_k)],
+  the formula of :data:`deap_mln.gp.tree.KNOWN_LOSSES`, used as a :class:`~deap_mln.gp.tree.GPLoss`.
+- ``ngl``: NGL, "Next Generation Loss" (Akhmedova and Koerber 2024), likewise from ``KNOWN_LOSSES``
+  (one definition each: :mod:`deap_mln.gp.tree` documents both formulas).
 
 Anything else given to :func:`resolve_loss` is read as a saved evolved loss with
 :func:`deap_mln.saved_losses.load_saved_loss`: an MLN (``deap_mln.mln.save_loss``, used as
-:class:`deap_mln.mln.MLNLoss` by Eq. 4), a compiled MLN table, or a GP formula. A saved MLN
+:class:`deap_mln.mln.MLNLoss` by Eq. 4), a compiled MLN table, a GP formula or a TaylorGLO polynomial. A saved MLN
 trains through a compiled table by default (``mln_path="table"``) or as the network itself
 (``"exact"``).
 
@@ -35,10 +40,12 @@ from torch.nn import functional as F
 
 from deap_mln.saved_losses import MLN_FORMAT, MLN_FORMATS, loss_from_record, read_record
 
-BASELINES = ("ce", "mse", "focal", "ls")
+BASELINES = ("ce", "mse", "focal", "ls", "poly1", "baikal", "ngl")
 ALIASES = {"label-smoothing": "ls"}  # other --loss names of a baseline
 FOCAL_GAMMA = 2.0
 LABEL_SMOOTHING = 0.1
+POLY1_EPSILON = 1.0
+GP_BASELINES = {"baikal": "baikal", "ngl": "ngl"}  # --loss name -> its formula's key in gp.tree.KNOWN_LOSSES
 MLN_PATHS = ("table", "exact")  # how a saved MLN is trained: compiled table (default) or the network
 # "module:attribute" of the function (MLN module -> table loss at its default resolution); see the module docstring
 MLN_COMPILER = "deap_mln.deploy.compiled:CompiledMLNLoss.from_mln"
@@ -65,9 +72,27 @@ class FocalLoss(nn.Module):
         return (-(1.0 - log_p.exp()) ** self.gamma * log_p).mean()
 
 
+class Poly1Loss(nn.Module):
+    """Poly-1 (Leng et al. 2022): mean of -log p_y + epsilon (1 - p_y), the first polynomial term of CE raised by epsilon."""
+
+    def __init__(self, epsilon: float = POLY1_EPSILON):
+        super().__init__()
+        self.epsilon = float(epsilon)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        log_p = torch.log_softmax(logits, dim=1).gather(1, target.view(-1, 1)).squeeze(1)
+        return (-log_p + self.epsilon * (1.0 - log_p.exp())).mean()
+
+
 def baseline_loss(name: str) -> nn.Module:
-    """A fresh baseline loss module: ``ce``, ``mse``, ``focal`` or ``ls`` (``label-smoothing``)."""
+    """A fresh baseline loss module: one of :data:`BASELINES` or an alias (``label-smoothing``)."""
     name = ALIASES.get(name, name)
+    if name in GP_BASELINES:
+        from deap_mln.gp.tree import KNOWN_LOSSES, GPLoss
+
+        return GPLoss(KNOWN_LOSSES[GP_BASELINES[name]])
+    if name == "poly1":
+        return Poly1Loss()
     if name == "ls":
         return nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     if name == "ce":

@@ -9,12 +9,12 @@ from deap_mln.cli.main import COMMANDS, build_parser
 from deap_mln.mln.config import EvolutionConfig
 from tests.conftest import tiny_config
 
-SUBCOMMANDS = ("evolve", "pretrain-edl", "show", "bench", "meta-test", "evolve-gp", "export", "plot")
+SUBCOMMANDS = ("evolve", "pretrain-edl", "show", "bench", "meta-test", "evolve-gp", "evolve-taylor", "export", "plot")
 
 
 def test_every_subcommand_is_registered_and_helps(capsys):
     choices = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(choices) == set(SUBCOMMANDS) and len(COMMANDS) == 7
+    assert set(choices) == set(SUBCOMMANDS) and len(COMMANDS) == 8
     for name in SUBCOMMANDS:
         with pytest.raises(SystemExit) as exit_info:
             main([name, "--help"])
@@ -68,3 +68,10 @@ class _Stopped(Exception):
 
 def _stop():
     raise _Stopped
+
+
+def test_evolve_taylor_writes_a_run(tmp_path, capsys):
+    assert main(["evolve-taylor", "--out", str(tmp_path / "t"), "--generations", "1", "--lambda", "2",
+                 "--steps", "3", "--quiet", "--backend", "serial"]) == 0
+    assert "deap_mln.taylor_loss/1" in capsys.readouterr().out
+    assert (tmp_path / "t" / "best_loss.pt").is_file()

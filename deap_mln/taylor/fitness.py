@@ -1,0 +1,108 @@
+"""Fitness of a TaylorGLO parameter vector: the invariant check, then validation accuracy after brief training.
+
+**Invariant check** (:func:`check_taylor`). TaylorGLO rejects parameter vectors that cannot
+train before spending a training run on them. Here a vector must
+
+1. pass the K-class functional check :func:`deap_mln.loss_check.check_loss` (finite values and
+   gradients, L(confident correct) < L(uniform) < L(confident wrong) for every true class), and
+2. at the uniform prediction, have a negative derivative with respect to the true class's
+   logit: the first gradient step must raise the true class, or training never starts.
+
+A rejected vector gets :data:`REJECTED_ACCURACY` without training.
+
+**Fitness** (:func:`evaluate_parameters`): the validation accuracy of a classifier trained
+with the loss by :func:`deap_mln.data.brief_training.train_and_score`, on the splits the GP
+wing uses (:func:`deap_mln.data.fitness_splits.load_fitness_data`, ``digits`` by default:
+1,000 images to train on, 347 to validate on, the 450 test images never seen). The
+classifier's initial weights and batch order come from the run seed only, so a vector's
+fitness is a function of the vector. A loss that turns NaN or infinite in training also
+gets :data:`REJECTED_ACCURACY`. Training runs torch on one thread.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from deap_mln.data.brief_training import BriefTraining, Split, module_logit_gradient, train_and_score
+from deap_mln.data.fitness_splits import load_fitness_data
+from deap_mln.loss_check import LossCheck, check_loss
+from deap_mln.parallel import single_thread
+from deap_mln.seeding import seed_sequence
+from deap_mln.taylor.loss import TaylorGLOLoss
+
+REJECTED_ACCURACY = 0.0    # fitness of a vector that fails the invariant check or diverges
+
+
+@dataclass(frozen=True)
+class TaylorCheck:
+    """Whether a parameter vector can train, and why not."""
+
+    ok: bool
+    detail: str
+    kclass: LossCheck
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def uniform_true_logit_slope(loss: TaylorGLOLoss, classes: int) -> float:
+    """dL/dz_true at the uniform prediction (all logits 0), true class 0."""
+    logits = torch.zeros(1, classes, dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(loss(logits, torch.zeros(1, dtype=torch.int64)), logits)
+    return float(grad[0, 0])
+
+
+def check_taylor(parameters: Sequence[float], classes: int = 10) -> TaylorCheck:
+    """The invariant check of the module docstring for ``classes`` classes."""
+    loss = TaylorGLOLoss(torch.as_tensor(list(parameters), dtype=torch.float64))
+    kclass = check_loss(loss, classes)
+    if not kclass:
+        return TaylorCheck(False, kclass.detail, kclass)
+    slope = uniform_true_logit_slope(loss, classes)
+    if not slope < 0:
+        return TaylorCheck(False, f"at the uniform prediction dL/dz_true = {slope:.4g} is not negative", kclass)
+    return TaylorCheck(True, "", kclass)
+
+
+@dataclass(frozen=True)
+class TaylorTraining:
+    """How each candidate loss is scored; the same for every vector of a run."""
+
+    dataset: str = "digits"
+    data_seed: int = 0
+    seed: int = 0            # the run seed: fixes initial weights and batch order
+    hidden: int = 32         # MLP hidden units; 0 means logistic regression
+    steps: int = 100
+    batch_size: int = 64
+    lr: float = 0.01         # Adam
+
+
+def train_with_parameters(parameters: Sequence[float], settings: TaylorTraining, final: bool = False) -> float:
+    """Validation accuracy (test accuracy after training on train + validation when ``final``) of a
+    classifier trained with the TaylorGLO loss of ``parameters``; REJECTED_ACCURACY if it diverged."""
+    data = load_fitness_data(settings.dataset, settings.data_seed)
+    x, y = data.x_train, data.y_train
+    if final:
+        x, y = torch.cat([x, data.x_val]), torch.cat([y, data.y_val])
+    split = Split(x, y, data.x_test, data.y_test, data.num_classes) if final else \
+        Split(x, y, data.x_val, data.y_val, data.num_classes)
+    training = BriefTraining(
+        hidden=settings.hidden, steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
+        optimizer="adam", init_seed=int(seed_sequence(settings.seed, "taylor-classifier").generate_state(1)[0]),
+        batch_seed=int(seed_sequence(settings.seed, "taylor-batches").generate_state(1)[0]))
+    loss = TaylorGLOLoss(torch.as_tensor(list(parameters), dtype=torch.float64))
+    with single_thread():
+        score = float(train_and_score(module_logit_gradient(loss), split, 1, training)[0])
+    return REJECTED_ACCURACY if np.isnan(score) else score
+
+
+def evaluate_parameters(parameters: Sequence[float], settings: TaylorTraining) -> float:
+    """Fitness of a parameter vector (what the search sends to ``toolbox.map``): rejected
+    vectors score REJECTED_ACCURACY without training."""
+    if not check_taylor(parameters, load_fitness_data(settings.dataset, settings.data_seed).num_classes):
+        return REJECTED_ACCURACY
+    return train_with_parameters(parameters, settings)

@@ -1,0 +1,105 @@
+"""A TaylorGLO run and its directory.
+
+A run directory holds ``config.json``, ``logbook.csv`` (one row per generation: gen, evals,
+total_evals, rejected, best, mean, best_so_far, sigma, seconds), ``best_loss.pt`` (a
+weights-only record of the best parameter vector for
+:func:`deap_mln.saved_losses.load_saved_loss`, format ``deap_mln.taylor_loss/1``) and
+``fitness.png``. A run is a function of its config (docs/taylor.md); it is short, so it has
+no checkpoint: an interrupted run is started again.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deap_mln import __version__
+from deap_mln.data.fitness_splits import load_fitness_data
+from deap_mln.io import BEST_LOSS_FILE, CONFIG_FILE, FITNESS_PLOT, LOGBOOK_FILE, write_csv
+from deap_mln.parallel import DispatchOptions, evaluation_map, resolve_backend
+from deap_mln.plotting import pyplot, save_figure
+from deap_mln.saved_losses import write_record
+from deap_mln.taylor.config import TaylorConfig
+from deap_mln.taylor.fitness import TaylorTraining, evaluate_parameters
+from deap_mln.taylor.loss import loss_record
+from deap_mln.taylor.search import TaylorSearch, run_taylor_search
+
+Progress = Callable[[str], None] | None
+
+
+@dataclass
+class TaylorRunResult:
+    out_dir: Path
+    search: TaylorSearch
+    seconds: float
+
+    @property
+    def best(self) -> list[float]:
+        return self.search.best
+
+    @property
+    def best_fitness(self) -> float:
+        return self.search.best_fitness
+
+    @property
+    def loss_file(self) -> Path:
+        return self.out_dir / BEST_LOSS_FILE
+
+
+def training_settings(config: TaylorConfig) -> TaylorTraining:
+    return TaylorTraining(dataset=config.dataset, data_seed=config.data_seed, seed=config.seed, hidden=config.hidden,
+                          steps=config.steps, batch_size=config.batch_size, lr=config.lr)
+
+
+def taylor_progress_line(row: dict) -> str:
+    """One line per generation: evaluations, rejections, fitness and step size."""
+    return (f"gen {row['gen']:>3}  evals {row['total_evals']:>4} (+{row['evals']}, rejected {row['rejected']})  "
+            f"best {row['best']:.4f}  mean {row['mean']:.4f}  best so far {row['best_so_far']:.4f}  "
+            f"sigma {row['sigma']:.3g}  {row['seconds']:.1f} s")
+
+
+def plot_taylor_fitness(logbook: list[dict], path: Path, title: str) -> None:
+    """Best, best-so-far and mean validation accuracy of each CMA-ES generation."""
+    plt = pyplot()
+    evals = [r["total_evals"] for r in logbook]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(evals, [r["best_so_far"] for r in logbook], label="best so far", color="C0", marker=".")
+    ax.plot(evals, [r["best"] for r in logbook], label="generation best", color="C2", marker=".", alpha=0.6)
+    ax.plot(evals, [r["mean"] for r in logbook], label="generation mean", color="C1", marker=".")
+    ax.set_xlabel("evaluations (rejected vectors included)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+
+
+def evolve_taylor(config: TaylorConfig, out_dir: str | Path, *, backend: str | DispatchOptions = "auto",
+                  workers: int = 1, progress: Progress = print) -> TaylorRunResult:
+    """Run a TaylorGLO search of ``config`` into the new run directory ``out_dir`` and write its files."""
+    out = Path(out_dir)
+    config.validate()
+    if (out / CONFIG_FILE).exists():
+        raise FileExistsError(f"{out} already holds a run; choose another --out")
+    resolve_backend(backend, workers)
+    load_fitness_data(config.dataset, config.data_seed)  # missing data fails before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / CONFIG_FILE)
+    say = progress or (lambda line: None)
+    tic = time.perf_counter()
+
+    def on_generation(row: dict) -> None:
+        say(taylor_progress_line(row))
+
+    evaluate = functools.partial(evaluate_parameters, settings=training_settings(config))
+    with evaluation_map(backend, workers) as map_fn:
+        search = run_taylor_search(config, evaluate, map_fn, on_generation)
+    seconds = time.perf_counter() - tic
+    write_csv(out / LOGBOOK_FILE, search.logbook)
+    write_record(out / BEST_LOSS_FILE, loss_record(search.best, metadata=dict(
+        method="taylorglo/cma-es", seed=config.seed, dataset=config.dataset, fitness=search.best_fitness,
+        generations=config.generations, evaluations=search.evaluations, version=__version__)))
+    plot_taylor_fitness(search.logbook, out / FITNESS_PLOT, f"TaylorGLO (CMA-ES) on {config.dataset}, seed {config.seed}")
+    return TaylorRunResult(out, search, seconds)
