@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
-from deap_mln.seeding import generator
+from deap_mln.data.brief_training import BriefTraining, Split, module_logit_gradient, train_and_score
+from deap_mln.parallel import single_thread
+from deap_mln.seeding import generator, seed_sequence
 
 FITNESS_DATASETS = ("digits", "synthetic")
 DIGITS_VAL_SIZE = 347                        # of the 1,347 training images; 1,000 remain to train on
@@ -61,3 +64,58 @@ def load_fitness_data(dataset: str, data_seed: int = 0) -> FitnessData:
                            labels[half:], 2, f"make_task(seed={data_seed}, 0, 0, linear): "
                            f"{len(task.y_train)} train / {half} validation / {len(labels) - half} test")
     raise ValueError(f"unknown fitness dataset {dataset!r}; choose from {', '.join(FITNESS_DATASETS)}")
+
+
+@dataclass(frozen=True)
+class SplitTraining:
+    """How a search scores a candidate loss on these splits; the same for every candidate of a run."""
+
+    dataset: str = "digits"
+    data_seed: int = 0
+    seed: int = 0            # the run seed: fixes initial weights and batch order
+    hidden: int = 32         # MLP hidden units; 0 means logistic regression
+    steps: int = 100
+    batch_size: int = 64
+    lr: float = 0.01         # Adam
+    stream: str = "gp"       # names the seed streams "<stream>-classifier" and "<stream>-batches"
+
+
+def split_accuracy(loss: nn.Module, settings: SplitTraining, final: bool = False) -> float:
+    """Validation accuracy of a classifier trained briefly with ``loss`` (test accuracy after
+    training on train + validation when ``final``); NaN if the loss diverged. Torch runs on
+    one thread; the training is :func:`deap_mln.data.brief_training.train_and_score`."""
+    data = load_fitness_data(settings.dataset, settings.data_seed)
+    x, y = data.x_train, data.y_train
+    if final:
+        x, y = torch.cat([x, data.x_val]), torch.cat([y, data.y_val])
+        split = Split(x, y, data.x_test, data.y_test, data.num_classes)
+    else:
+        split = Split(x, y, data.x_val, data.y_val, data.num_classes)
+    training = BriefTraining(
+        hidden=settings.hidden, steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
+        optimizer="adam",
+        init_seed=int(seed_sequence(settings.seed, f"{settings.stream}-classifier").generate_state(1)[0]),
+        batch_seed=int(seed_sequence(settings.seed, f"{settings.stream}-batches").generate_state(1)[0]))
+    with single_thread():
+        return float(train_and_score(module_logit_gradient(loss), split, 1, training)[0])
+
+
+@dataclass
+class SplitTrainingFields:
+    """The config fields of :class:`SplitTraining`, shared by the GP and TaylorGLO configs."""
+
+    TRAINING_STREAM = "gp"   # class attribute, not a field: the wing's seed-stream name
+
+    seed: int = 0            # the run seed
+    # fitness: a classifier trained briefly with the candidate loss
+    dataset: str = "digits"
+    data_seed: int = 0
+    hidden: int = 32
+    steps: int = 100
+    batch_size: int = 64
+    lr: float = 0.01
+
+    def training(self) -> SplitTraining:
+        return SplitTraining(dataset=self.dataset, data_seed=self.data_seed, seed=self.seed,
+                             hidden=self.hidden, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                             stream=self.TRAINING_STREAM)

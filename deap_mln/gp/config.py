@@ -5,17 +5,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from deap_mln.configs import JSONConfig, require
-from deap_mln.gp.fitness import GP_DATASETS, TrainingSettings
+from deap_mln.data.fitness_splits import SplitTrainingFields
+from deap_mln.gp.fitness import GP_DATASETS
 
 GP_ALGORITHMS = ("efficiency", "standard")
 
 
 @dataclass
-class GPConfig(JSONConfig):
+class GPConfig(SplitTrainingFields, JSONConfig):
     """Everything that determines a GP run's numbers; ``docs/gp.md`` describes each field."""
 
     algorithm: str = "efficiency"      # efficiency-based GP, or standard GP (the baseline)
-    seed: int = 0
     population: int = 20               # P
     generations: int = 15
     max_evaluations: int = 0           # stop after the generation that reaches this many trainings (0: no limit)
@@ -30,13 +30,7 @@ class GPConfig(JSONConfig):
     mutation_max_height: int = 2       # height of the subtree grown by subtree mutation
     max_height: int = 8                # gp.staticLimit on every child
     seed_known_losses: bool = True     # start from cross-entropy, Baikal, NGL and squared error
-    # fitness: a classifier trained briefly with the candidate loss
-    dataset: str = "digits"
-    data_seed: int = 0
-    hidden: int = 32
-    steps: int = 100
-    batch_size: int = 64
-    lr: float = 0.01
+    # seed and the fitness fields (dataset, data_seed, hidden, steps, batch_size, lr): SplitTrainingFields
 
     def validate(self) -> GPConfig:
         """Raise ValueError naming the first field that is out of range."""
@@ -58,10 +52,6 @@ class GPConfig(JSONConfig):
              f"{self.init_max_height}, {self.max_height}")
         require(self.lr > 0, f"lr must be positive, got {self.lr}")
         return self
-
-    def training(self) -> TrainingSettings:
-        return TrainingSettings(dataset=self.dataset, data_seed=self.data_seed, seed=self.seed, hidden=self.hidden,
-                                steps=self.steps, batch_size=self.batch_size, lr=self.lr)
 
 
 GP_PRESETS: dict[str, dict[str, Any]] = {

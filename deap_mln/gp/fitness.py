@@ -19,56 +19,28 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from torch import nn
 
-from deap_mln.data.brief_training import BriefTraining, Split, module_logit_gradient, train_and_score
 from deap_mln.data.fitness_splits import (  # noqa: F401  (re-exported: the GP wing's data)
     DIGITS_VAL_SIZE,
     FITNESS_DATASETS,
     SYNTHETIC_SIZES,
     FitnessData,
     load_fitness_data,
+    split_accuracy,
 )
+from deap_mln.data.fitness_splits import SplitTraining as TrainingSettings
 from deap_mln.gp.tree import GPLoss, canonical_string, parse_expression
-from deap_mln.parallel import single_thread
-from deap_mln.seeding import seed_sequence
 
 GP_DATASETS = FITNESS_DATASETS
 FAILED_ACCURACY = 0.0
 
 
-@dataclass(frozen=True)
-class TrainingSettings:
-    """How each candidate loss is scored; the same for every tree of a run."""
-
-    dataset: str = "digits"
-    data_seed: int = 0
-    seed: int = 0            # the run seed: fixes initial weights and batch order
-    hidden: int = 32         # MLP hidden units; 0 means logistic regression
-    steps: int = 100
-    batch_size: int = 64
-    lr: float = 0.01         # Adam
-
-
 def train_with_loss(loss: nn.Module, settings: TrainingSettings, final: bool = False) -> float:
-    """Train a fresh classifier with ``loss``; its validation accuracy (test accuracy after
-    training on train + validation when ``final``), or FAILED_ACCURACY if the loss diverged.
-
-    The training is :func:`deap_mln.data.brief_training.train_and_score` with one member, the
-    piece the MLN wing's data-task fitness shares."""
-    data = load_fitness_data(settings.dataset, settings.data_seed)
-    x, y = data.x_train, data.y_train
-    if final:
-        x, y = torch.cat([x, data.x_val]), torch.cat([y, data.y_val])
-    split = Split(x, y, data.x_test, data.y_test, data.num_classes) if final else \
-        Split(x, y, data.x_val, data.y_val, data.num_classes)
-    training = BriefTraining(
-        hidden=settings.hidden, steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
-        optimizer="adam", init_seed=int(seed_sequence(settings.seed, "gp-classifier").generate_state(1)[0]),
-        batch_seed=int(seed_sequence(settings.seed, "gp-batches").generate_state(1)[0]))
-    with single_thread():
-        score = float(train_and_score(module_logit_gradient(loss), split, 1, training)[0])
+    """Validation accuracy of a classifier trained briefly with ``loss`` (test accuracy after
+    training on train + validation when ``final``), or FAILED_ACCURACY if the loss diverged
+    (:func:`deap_mln.data.fitness_splits.split_accuracy`, shared with the TaylorGLO wing)."""
+    score = split_accuracy(loss, settings, final)
     return FAILED_ACCURACY if np.isnan(score) else score
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deap_mln.configs import JSONConfig, require
-from deap_mln.data.fitness_splits import FITNESS_DATASETS
+from deap_mln.data.fitness_splits import FITNESS_DATASETS, SplitTrainingFields
 from deap_mln.taylor.loss import PARAMETERS
 
 # theta_0 = theta_1 = 0, theta_3 = -2, theta_5 = 2: squared error up to a constant (taylor/loss.py),
@@ -15,21 +15,17 @@ SQUARED_ERROR_THETA = (0.0, 0.0, 0.0, -2.0, 0.0, 2.0, 0.0, 0.0)
 
 
 @dataclass
-class TaylorConfig(JSONConfig):
+class TaylorConfig(SplitTrainingFields, JSONConfig):
     """Everything that determines a TaylorGLO run's numbers; ``docs/taylor.md`` describes each field."""
 
-    seed: int = 0
+    TRAINING_STREAM = "taylor"
+
     generations: int = 12
     lambda_: int = 10                  # CMA-ES offspring per generation (deap.cma.Strategy's lambda_)
     sigma: float = 1.2                 # initial CMA-ES step size
     centroid: tuple[float, ...] = SQUARED_ERROR_THETA   # initial mean of the 8 parameters
-    # fitness: a classifier trained briefly with the candidate loss (the GP wing's splits and training)
-    dataset: str = "digits"
-    data_seed: int = 0
-    hidden: int = 32
-    steps: int = 100
-    batch_size: int = 64
-    lr: float = 0.01
+    # seed and the fitness fields (dataset, data_seed, hidden, steps, batch_size, lr): SplitTrainingFields,
+    # the GP wing's splits and training
 
     def validate(self) -> TaylorConfig:
         """Raise ValueError naming the first field that is out of range."""

@@ -26,11 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deap_mln.data.brief_training import BriefTraining, Split, module_logit_gradient, train_and_score
-from deap_mln.data.fitness_splits import load_fitness_data
+from deap_mln.data.fitness_splits import SplitTraining, load_fitness_data, split_accuracy
 from deap_mln.loss_check import LossCheck, check_loss
-from deap_mln.parallel import single_thread
-from deap_mln.seeding import seed_sequence
 from deap_mln.taylor.loss import TaylorGLOLoss
 
 REJECTED_ACCURACY = 0.0    # fitness of a vector that fails the invariant check or diverges
@@ -68,39 +65,15 @@ def check_taylor(parameters: Sequence[float], classes: int = 10) -> TaylorCheck:
     return TaylorCheck(True, "", kclass)
 
 
-@dataclass(frozen=True)
-class TaylorTraining:
-    """How each candidate loss is scored; the same for every vector of a run."""
-
-    dataset: str = "digits"
-    data_seed: int = 0
-    seed: int = 0            # the run seed: fixes initial weights and batch order
-    hidden: int = 32         # MLP hidden units; 0 means logistic regression
-    steps: int = 100
-    batch_size: int = 64
-    lr: float = 0.01         # Adam
-
-
-def train_with_parameters(parameters: Sequence[float], settings: TaylorTraining, final: bool = False) -> float:
+def train_with_parameters(parameters: Sequence[float], settings: SplitTraining, final: bool = False) -> float:
     """Validation accuracy (test accuracy after training on train + validation when ``final``) of a
-    classifier trained with the TaylorGLO loss of ``parameters``; REJECTED_ACCURACY if it diverged."""
-    data = load_fitness_data(settings.dataset, settings.data_seed)
-    x, y = data.x_train, data.y_train
-    if final:
-        x, y = torch.cat([x, data.x_val]), torch.cat([y, data.y_val])
-    split = Split(x, y, data.x_test, data.y_test, data.num_classes) if final else \
-        Split(x, y, data.x_val, data.y_val, data.num_classes)
-    training = BriefTraining(
-        hidden=settings.hidden, steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
-        optimizer="adam", init_seed=int(seed_sequence(settings.seed, "taylor-classifier").generate_state(1)[0]),
-        batch_seed=int(seed_sequence(settings.seed, "taylor-batches").generate_state(1)[0]))
-    loss = TaylorGLOLoss(torch.as_tensor(list(parameters), dtype=torch.float64))
-    with single_thread():
-        score = float(train_and_score(module_logit_gradient(loss), split, 1, training)[0])
+    classifier trained with the TaylorGLO loss of ``parameters``; REJECTED_ACCURACY if it diverged
+    (:func:`deap_mln.data.fitness_splits.split_accuracy`, shared with the GP wing)."""
+    score = split_accuracy(TaylorGLOLoss(torch.as_tensor(list(parameters), dtype=torch.float64)), settings, final)
     return REJECTED_ACCURACY if np.isnan(score) else score
 
 
-def evaluate_parameters(parameters: Sequence[float], settings: TaylorTraining) -> float:
+def evaluate_parameters(parameters: Sequence[float], settings: SplitTraining) -> float:
     """Fitness of a parameter vector (what the search sends to ``toolbox.map``): rejected
     vectors score REJECTED_ACCURACY without training."""
     if not check_taylor(parameters, load_fitness_data(settings.dataset, settings.data_seed).num_classes):

@@ -22,7 +22,7 @@ from deap_mln.parallel import DispatchOptions, evaluation_map, resolve_backend
 from deap_mln.plotting import pyplot, save_figure
 from deap_mln.saved_losses import write_record
 from deap_mln.taylor.config import TaylorConfig
-from deap_mln.taylor.fitness import TaylorTraining, evaluate_parameters
+from deap_mln.taylor.fitness import evaluate_parameters
 from deap_mln.taylor.loss import loss_record
 from deap_mln.taylor.search import TaylorSearch, run_taylor_search
 
@@ -46,11 +46,6 @@ class TaylorRunResult:
     @property
     def loss_file(self) -> Path:
         return self.out_dir / BEST_LOSS_FILE
-
-
-def training_settings(config: TaylorConfig) -> TaylorTraining:
-    return TaylorTraining(dataset=config.dataset, data_seed=config.data_seed, seed=config.seed, hidden=config.hidden,
-                          steps=config.steps, batch_size=config.batch_size, lr=config.lr)
 
 
 def taylor_progress_line(row: dict) -> str:
@@ -93,7 +88,7 @@ def evolve_taylor(config: TaylorConfig, out_dir: str | Path, *, backend: str | D
     def on_generation(row: dict) -> None:
         say(taylor_progress_line(row))
 
-    evaluate = functools.partial(evaluate_parameters, settings=training_settings(config))
+    evaluate = functools.partial(evaluate_parameters, settings=config.training())
     with evaluation_map(backend, workers) as map_fn:
         search = run_taylor_search(config, evaluate, map_fn, on_generation)
     seconds = time.perf_counter() - tic
