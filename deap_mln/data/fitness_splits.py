@@ -3,6 +3,8 @@
 ``digits``: scikit-learn's 8x8 digits (10 classes) through :func:`deap_mln.data.datasets.load_digits_data`;
 its training split (1,347 images) is divided by a seeded permutation into 1,000 images to train
 on and 347 to validate on; the test split (450) is never seen by a search.
+``mnist1d``: MNIST-1D's 4,000 training signals divided the same way into 3,000 and 1,000; its
+1,000 test signals are never seen by a search.
 ``synthetic``: a binary task of :func:`deap_mln.data.synthetic.make_task` (linear ground truth, 5 inputs)
 with 2,000 training, 1,000 validation and 1,000 test points.
 
@@ -22,8 +24,9 @@ from deap_mln.data.brief_training import BriefTraining, Split, module_logit_grad
 from deap_mln.parallel import single_thread
 from deap_mln.seeding import generator, seed_sequence
 
-FITNESS_DATASETS = ("digits", "synthetic")
+FITNESS_DATASETS = ("digits", "mnist1d", "synthetic")
 DIGITS_VAL_SIZE = 347                        # of the 1,347 training images; 1,000 remain to train on
+VALIDATION_SIZES = {"digits": DIGITS_VAL_SIZE, "mnist1d": 1_000}  # of MNIST-1D's 4,000: 3,000 remain
 SYNTHETIC_SIZES: dict[str, Any] = dict(pool_size=20_000, train_size=2_000, val_size=2_000)  # val half is the test set
 
 
@@ -43,16 +46,16 @@ class FitnessData:
 
 @functools.lru_cache(maxsize=4)
 def load_fitness_data(dataset: str, data_seed: int = 0) -> FitnessData:
-    """The data of ``dataset`` (``digits`` or ``synthetic``); the same seed gives the same splits."""
-    if dataset == "digits":
-        from deap_mln.data.datasets import load_digits_data
+    """The data of ``dataset`` (``digits``, ``mnist1d`` or ``synthetic``); the same seed gives the same splits."""
+    if dataset in VALIDATION_SIZES:
+        from deap_mln.data.datasets import load_dataset
 
-        data = load_digits_data(data_seed)
+        data = load_dataset(dataset, data_seed=data_seed)
         x, y = data.x_train.flatten(1), data.y_train
         # the stream keeps its GP name: the splits are those GP runs have always used
         order = torch.as_tensor(generator(data_seed, "gp-validation-split").permutation(len(y)))
-        val, train = order[:DIGITS_VAL_SIZE], order[DIGITS_VAL_SIZE:]
-        return FitnessData(x[train], y[train], x[val], y[val], data.x_test.flatten(1), data.y_test, 10,
+        val, train = order[:VALIDATION_SIZES[dataset]], order[VALIDATION_SIZES[dataset]:]
+        return FitnessData(x[train], y[train], x[val], y[val], data.x_test.flatten(1), data.y_test, data.num_classes,
                            f"{data.source}; training split -> {len(train)} train / {len(val)} validation")
     if dataset == "synthetic":
         from deap_mln.data.synthetic import make_task
