@@ -50,7 +50,7 @@ from typing import Any
 import harness
 
 from deap_mln.io import BEST_LOSS_FILE, read_json, write_json
-from deap_mln.stats import compare_paired
+from deap_mln.stats import compare_paired, holm_adjust
 
 DATASETS = ("digits", "mnist1d")
 REFERENCES = ("ce", "mse", "focal", "ls", "poly1", "baikal", "ngl")
@@ -233,17 +233,6 @@ def run_league(datasets: list[str], families: list[str], seeds: list[int], budge
     return dict(runs=runs, references=references, tested=list(zip(evolutions, tested, strict=True)))
 
 
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment (nan entries are left out and stay nan)."""
-    order = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
-    adjusted = [math.nan] * len(p_values)
-    running = 0.0
-    for rank, (p, i) in enumerate(order):
-        running = max(running, min(1.0, (len(order) - rank) * p))
-        adjusted[i] = running
-    return adjusted
-
-
 def league_rows(facts: dict, datasets: list[str], families: list[str], seeds: list[int]) -> dict[str, list[dict]]:
     """Per data set, one row per reference loss and family: accuracies by seed, the comparison
     with CE and the compute spent."""
@@ -277,7 +266,7 @@ def league_rows(facts: dict, datasets: list[str], families: list[str], seeds: li
                         wins=sum(a > c for a, c in zip(row["accuracy"], ce, strict=True)),
                         losses=sum(a < c for a, c in zip(row["accuracy"], ce, strict=True)),
                         time_vs_ce=row["seconds_per_run"] / ce_seconds)
-        for row, adjusted in zip(rows, holm([r["p"] for r in rows]), strict=True):
+        for row, adjusted in zip(rows, holm_adjust([r["p"] for r in rows]), strict=True):
             row["p_holm"] = adjusted
         tables[d] = rows
     return tables

@@ -5,6 +5,8 @@ two samples differ in location without assuming normality; the Vargha-Delaney A1
 size is the probability that a run of method A scores higher than a run of method B (0.5: no
 difference; Vargha & Delaney 2000 call |A12 - 0.5| >= 0.06 small, 0.14 medium, 0.21 large).
 
+Several rows against one reference: :func:`holm_adjust`.
+
 Paired samples (two methods run on the same seeds): :func:`compare_paired` tests the mean
 of the per-seed differences with an exact sign-flip (paired permutation) test and gives a
 percentile bootstrap interval for it. With n pairs no test of the signs can give a
@@ -170,3 +172,17 @@ def compare_paired(values: Sequence[float], reference_values: Sequence[float], *
     test = "sign-flip (exact)" if nonzero <= EXACT_MAX_PAIRS else f"sign-flip (Monte Carlo, {MONTE_CARLO_DRAWS} draws)"
     low, high = bootstrap_mean_ci(d, confidence, resamples, seed)
     return PairedResult(n, mean, low, high, confidence, test, sign_flip_test(d, seed=seed), min_p)
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values for testing several rows against one reference:
+    the i-th smallest of m is multiplied by (m - i + 1), kept monotone and capped at 1. It
+    controls the chance of any false "better than the reference" at the nominal level without
+    assuming independence. nan entries (no test) are left out of m and stay nan."""
+    order = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p))
+        adjusted[i] = running
+    return adjusted

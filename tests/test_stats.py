@@ -9,6 +9,7 @@ from deap_mln.stats import (
     bootstrap_mean_ci,
     compare,
     compare_paired,
+    holm_adjust,
     median_iqr,
     min_sign_flip_p,
     sign_flip_test,
@@ -102,3 +103,12 @@ def test_near_constant_differences_no_longer_give_absurd_p_values():
     assert math.isnan(compare_paired(values[:3], reference[:3]).p_value)
     five = compare_paired(values, reference)
     assert five.p_value == 2 / 32 == five.min_p_value
+
+
+def test_holm_adjustment_by_hand():
+    # m = 3 tests: 0.01 * 3 = 0.03, then 0.02 * 2 = 0.04, then max(0.04, 0.04 * 1); nan untouched
+    adjusted = holm_adjust([0.04, 0.01, math.nan, 0.02])
+    assert adjusted[:2] == pytest.approx([0.04, 0.03]) and adjusted[3] == pytest.approx(0.04)
+    assert math.isnan(adjusted[2])
+    assert holm_adjust([0.6, 0.5]) == [1.0, 1.0]  # capped at 1
+    assert holm_adjust([]) == []
