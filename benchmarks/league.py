@@ -25,7 +25,12 @@ Protocol, per data set D and seed s (the statistical unit):
    validation split of D's training part) with one training run of seed s: mlp3, D's default
    steps. The reference losses (CE, MSE, focal, label smoothing, Poly-1, Baikal, NGL) are tuned
    once and run with the same seeds, so every row is paired with CE seed by seed.
-3. **Compare** each row with CE: mean paired difference, bootstrap 95% interval, exact
+3. **Proxy check**: every row's loss is also scored the way the searches scored candidates,
+   by a brief training (the GP / TaylorGLO fitness splits of D, 100 Adam steps, seed s): its
+   validation accuracy (what the searches maximised) and its test accuracy after training on
+   train + validation. A family that wins here and loses in the meta-test has learnt a loss for
+   brief training, not for the meta-test's longer one.
+4. **Compare** each row with CE: mean paired difference, bootstrap 95% interval, exact
    sign-flip p (none below 5 seeds) and Holm's adjustment over the rows of a data set.
 
 Writes ``league.json``, ``league.md`` and ``league.png`` to ``--out`` (default
@@ -66,7 +71,7 @@ JOB_FILE = "league_job.json"  # written last: its presence marks a finished job
 class Family:
     description: str
     per_dataset: bool                          # evolved on the meta-test's data set, or once for all
-    evolve: Callable[[str, int, int, Path], dict]  # (dataset, seed, budget, out) -> facts about the run
+    evolve: Callable[[str, int, int, dict, Path], dict]  # (dataset, seed, budget, brief, out) -> facts
 
 
 def mln_generations(budget: int, tasks: int) -> int:
@@ -87,23 +92,23 @@ def mln_trainings(run_dir: Path, tasks: int) -> int:
     return trained + validated * MLN_SIZES["validation_top"] * MLN_SIZES["validation_tasks"]
 
 
-def _evolve_mln(preset_name: str, algorithm: str, source: str | None) -> Callable[[str, int, int, Path], dict]:
-    def run(dataset: str, seed: int, budget: int, out: Path) -> dict:
+def _evolve_mln(preset_name: str, algorithm: str, source: str | None) -> Callable[[str, int, int, dict, Path], dict]:
+    def run(dataset: str, seed: int, budget: int, brief: dict, out: Path) -> dict:
         from deap_mln.mln.config import preset
         from deap_mln.mln.run import evolve
 
         overrides: dict[str, Any] = dict(MLN_SIZES, algorithm=algorithm, seed=seed,
                                          generations=mln_generations(budget, MLN_SIZES["tasks_per_eval"]))
         if source == "data":
-            overrides |= dict(tasks_source=dataset, task_steps=BRIEF["steps"], inner_batch=BRIEF["batch_size"],
-                              task_lr=BRIEF["lr"], task_hidden=BRIEF["hidden"])
+            overrides |= dict(tasks_source=dataset, task_steps=brief["steps"], inner_batch=brief["batch_size"],
+                              task_lr=brief["lr"], task_hidden=brief["hidden"])
         evolve(preset(preset_name, **overrides), out, backend="serial", progress=lambda line: None)
         return dict(trainings=mln_trainings(out, MLN_SIZES["tasks_per_eval"]),
                     generations=overrides["generations"])
     return run
 
 
-def _evolve_edl(dataset: str, seed: int, budget: int, out: Path) -> dict:
+def _evolve_edl(dataset: str, seed: int, budget: int, brief: dict, out: Path) -> dict:
     from deap_mln.mln.config import preset
     from deap_mln.mln.run import evolve
 
@@ -112,23 +117,23 @@ def _evolve_edl(dataset: str, seed: int, budget: int, out: Path) -> dict:
     return dict(trainings=0, generations=config.generations)
 
 
-def _evolve_gp(dataset: str, seed: int, budget: int, out: Path) -> dict:
+def _evolve_gp(dataset: str, seed: int, budget: int, brief: dict, out: Path) -> dict:
     from deap_mln.gp.config import gp_preset
     from deap_mln.gp.run import evolve_gp
 
     # max_evaluations stops after the generation that reaches it: the table reports what was spent
-    config = gp_preset("quick", seed=seed, dataset=dataset, generations=1_000, max_evaluations=budget, **BRIEF)
+    config = gp_preset("quick", seed=seed, dataset=dataset, generations=1_000, max_evaluations=budget, **brief)
     evolve_gp(config, out, backend="serial", progress=lambda line: None)
     trainings = len(harness.read_csv_rows(out / "evaluations.csv"))
     return dict(trainings=trainings, generations=len(harness.read_csv_rows(out / "logbook.csv")) - 1)
 
 
-def _evolve_taylor(dataset: str, seed: int, budget: int, out: Path) -> dict:
+def _evolve_taylor(dataset: str, seed: int, budget: int, brief: dict, out: Path) -> dict:
     from deap_mln.taylor.config import taylor_preset
     from deap_mln.taylor.run import evolve_taylor
 
     lambda_ = taylor_preset("quick").lambda_
-    config = taylor_preset("quick", seed=seed, dataset=dataset, generations=max(1, budget // lambda_), **BRIEF)
+    config = taylor_preset("quick", seed=seed, dataset=dataset, generations=max(1, budget // lambda_), **brief)
     evolve_taylor(config, out, backend="serial", progress=lambda line: None)
     return dict(trainings=config.generations * config.lambda_, generations=config.generations)
 
@@ -161,7 +166,7 @@ def _fresh(out: Path) -> None:
     out.mkdir(parents=True)
 
 
-def evolution_job(family: str, dataset: str, seed: int, budget: int, out: Path) -> dict:
+def evolution_job(family: str, dataset: str, seed: int, budget: int, brief: dict, out: Path) -> dict:
     """Evolve ``family``'s loss with ``seed`` into ``out`` (one thread); facts about the run."""
     if (done := _finished(out)) is not None:
         return done
@@ -171,8 +176,8 @@ def evolution_job(family: str, dataset: str, seed: int, budget: int, out: Path) 
     _fresh(out)
     tic = time.process_time()
     wall = time.perf_counter()
-    facts = FAMILIES[family].evolve(dataset, seed, budget, out)
-    facts |= dict(family=family, dataset=dataset, seed=seed, budget=budget,
+    facts = FAMILIES[family].evolve(dataset, seed, budget, brief, out)
+    facts |= dict(family=family, dataset=dataset, seed=seed, budget=budget, brief=brief,
                   cpu_seconds=round(time.process_time() - tic, 2), wall_seconds=round(time.perf_counter() - wall, 2))
     write_json(out / JOB_FILE, facts)
     return facts
@@ -197,6 +202,27 @@ def meta_test_job(loss: str, dataset: str, seeds: list[int], out: Path) -> dict:
     return facts
 
 
+def proxy_job(loss: str, dataset: str, seeds: list[int], brief: dict, out: Path) -> dict:
+    """Brief-training scores of one loss (the searches' fitness) by seed: validation accuracy
+    after training on D's fitness split, and test accuracy after training on train + validation."""
+    if (done := _finished(out)) is not None:
+        return done
+    import torch
+
+    from deap_mln.data.fitness_splits import SplitTraining, split_accuracy
+    from deap_mln.metatest.baselines import resolve_loss
+
+    torch.set_num_threads(1)
+    _fresh(out)
+    module = resolve_loss(loss).module
+    settings = {s: SplitTraining(dataset=dataset, seed=s, **brief) for s in seeds}
+    facts = dict(loss=loss, dataset=dataset,
+                 validation={str(s): split_accuracy(module, settings[s]) for s in seeds},
+                 test={str(s): split_accuracy(module, settings[s], final=True) for s in seeds})
+    write_json(out / JOB_FILE, facts)
+    return facts
+
+
 def run_jobs(jobs: list[tuple[Callable, tuple]], workers: int) -> list[Any]:
     """Run ``(function, args)`` jobs, in ``workers`` spawned processes when more than one."""
     if workers <= 1:
@@ -213,15 +239,15 @@ def evolution_dir(work: Path, family: str, dataset: str, seed: int) -> Path:
     return work / "runs" / family / (dataset if FAMILIES[family].per_dataset else "universal") / f"seed-{seed}"
 
 
-def run_league(datasets: list[str], families: list[str], seeds: list[int], budget: int, work: Path,
-               workers: int) -> dict:
+def run_league(datasets: list[str], families: list[str], seeds: list[int], budget: int, brief: dict,
+               work: Path, workers: int) -> dict:
     """Every job of the league (skipping finished ones); the collected facts."""
     evolutions = {(f, d, s): evolution_dir(work, f, d, s) for f in families for d in datasets for s in seeds}
     unique = {path: key for key, path in evolutions.items()}  # a universal loss is evolved once for all data sets
     harness.say(f"league: {len(unique)} evolution runs, budget {budget} trainings each")
     reference_jobs = [(meta_test_job, (ref, d, seeds, work / "meta" / d / "references" / ref))
                       for d in datasets for ref in REFERENCES]
-    evolution_jobs = [(evolution_job, (f, d, s, budget, path)) for path, (f, d, s) in unique.items()]
+    evolution_jobs = [(evolution_job, (f, d, s, budget, brief, path)) for path, (f, d, s) in unique.items()]
     done = run_jobs(evolution_jobs + reference_jobs, workers)
     runs = {(r["family"], r["dataset"] if FAMILIES[r["family"]].per_dataset else None, r["seed"]): r
             for r in done[:len(evolution_jobs)]}
@@ -230,7 +256,15 @@ def run_league(datasets: list[str], families: list[str], seeds: list[int], budge
              for (f, d, s), path in evolutions.items()]
     harness.say(f"league: {len(tests)} meta-tests of evolved losses")
     tested = run_jobs(tests, workers)
-    return dict(runs=runs, references=references, tested=list(zip(evolutions, tested, strict=True)))
+    proxies = [(proxy_job, (ref, d, seeds, brief, work / "proxy" / d / "references" / ref))
+               for d in datasets for ref in REFERENCES]
+    proxies += [(proxy_job, (str(path / BEST_LOSS_FILE), d, [s], brief, work / "proxy" / d / f / f"seed-{s}"))
+                for (f, d, s), path in evolutions.items()]
+    harness.say(f"league: brief-training scores of {len(proxies)} losses")
+    scored = run_jobs(proxies, workers)
+    n_refs = len(datasets) * len(REFERENCES)
+    return dict(runs=runs, references=references, tested=list(zip(evolutions, tested, strict=True)),
+                reference_proxies=scored[:n_refs], proxies=list(zip(evolutions, scored[n_refs:], strict=True)))
 
 
 def league_rows(facts: dict, datasets: list[str], families: list[str], seeds: list[int]) -> dict[str, list[dict]]:
@@ -239,6 +273,7 @@ def league_rows(facts: dict, datasets: list[str], families: list[str], seeds: li
     tables: dict[str, list[dict]] = {}
     for d in datasets:
         refs = {job["loss"]: job for job in facts["references"] if job["dataset"] == d}
+        ref_brief = {job["loss"]: job for job in facts["reference_proxies"] if job["dataset"] == d}
         ce = [refs["ce"]["accuracy"][str(s)] for s in seeds]
         ce_seconds = refs["ce"]["seconds_per_run"]
         rows = []
@@ -246,17 +281,22 @@ def league_rows(facts: dict, datasets: list[str], families: list[str], seeds: li
             row = refs[spec]
             rows.append(dict(name=spec, kind="reference", accuracy=[row["accuracy"][str(s)] for s in seeds],
                              lr=[row["lr"]], seconds_per_run=row["seconds_per_run"], trainings=None,
-                             evolution_cpu_seconds=None, warnings=[]))
+                             evolution_cpu_seconds=None, warnings=[],
+                             brief_validation=[ref_brief[spec]["validation"][str(s)] for s in seeds],
+                             brief_test=[ref_brief[spec]["test"][str(s)] for s in seeds]))
         for f in families:
             tested = {key[2]: job for key, job in facts["tested"] if key[0] == f and key[1] == d}
             runs = [facts["runs"][(f, d if FAMILIES[f].per_dataset else None, s)] for s in seeds]
             per_seed = [tested[s] for s in seeds]
+            brief = {key[2]: job for key, job in facts["proxies"] if key[0] == f and key[1] == d}
             rows.append(dict(name=f, kind="evolved", accuracy=[r["accuracy"][str(s)] for r, s in zip(per_seed, seeds)],
                              lr=[r["lr"] for r in per_seed],
                              seconds_per_run=statistics.mean(r["seconds_per_run"] for r in per_seed),
                              trainings=statistics.mean(r["trainings"] for r in runs),
                              evolution_cpu_seconds=statistics.mean(r["cpu_seconds"] for r in runs),
-                             warnings=sorted({w for s in seeds for w in tested[s]["warnings"]})))
+                             warnings=sorted({w for s in seeds for w in tested[s]["warnings"]}),
+                             brief_validation=[brief[s]["validation"][str(s)] for s in seeds],
+                             brief_test=[brief[s]["test"][str(s)] for s in seeds]))
         for row in rows:
             paired = compare_paired(row["accuracy"], ce)
             row |= dict(mean=statistics.mean(row["accuracy"]),
@@ -265,7 +305,9 @@ def league_rows(facts: dict, datasets: list[str], families: list[str], seeds: li
                         p=math.nan if row["name"] == "ce" else paired.p_value, test=paired.test,
                         wins=sum(a > c for a, c in zip(row["accuracy"], ce, strict=True)),
                         losses=sum(a < c for a, c in zip(row["accuracy"], ce, strict=True)),
-                        time_vs_ce=row["seconds_per_run"] / ce_seconds)
+                        time_vs_ce=row["seconds_per_run"] / ce_seconds,
+                        brief_validation_mean=statistics.mean(row["brief_validation"]),
+                        brief_test_mean=statistics.mean(row["brief_test"]))
         for row, adjusted in zip(rows, holm_adjust([r["p"] for r in rows]), strict=True):
             row["p_holm"] = adjusted
         tables[d] = rows
@@ -278,8 +320,8 @@ def _number(value: float | None, fmt: str) -> str:
 
 def markdown_table(rows: list[dict], n: int) -> str:
     lines = [f"| loss | kind | mean test acc. (sd) | vs CE [95% CI] | wins / losses of {n} | p | p (Holm) "
-             "| Adam lr | trainings | evolution CPU s | s / run (x CE) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| Adam lr | trainings | evolution CPU s | s / run (x CE) | brief: val. / test |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: -r["mean"]):
         lr = r["lr"][0] if len(set(r["lr"])) == 1 else f"{min(r['lr']):g}-{max(r['lr']):g}"
         lines.append(
@@ -287,7 +329,8 @@ def markdown_table(rows: list[dict], n: int) -> str:
             f"| {r['difference']:+.4f} [{_number(r['ci'][0], '+.4f')}, {_number(r['ci'][1], '+.4f')}] "
             f"| {r['wins']} / {r['losses']} | {_number(r['p'], '.3f')} | {_number(r['p_holm'], '.3f')} | {lr} "
             f"| {_number(r['trainings'], '.0f')} | {_number(r['evolution_cpu_seconds'], '.1f')} "
-            f"| {r['seconds_per_run']:.2f} ({r['time_vs_ce']:.2f}x) |")
+            f"| {r['seconds_per_run']:.2f} ({r['time_vs_ce']:.2f}x) "
+            f"| {r['brief_validation_mean']:.4f} / {r['brief_test_mean']:.4f} |")
     return "\n".join(lines)
 
 
@@ -315,10 +358,36 @@ def plot_league(tables: dict[str, list[dict]], path: Path) -> None:
     save_figure(fig, path)
 
 
+def plot_proxy(tables: dict[str, list[dict]], path: Path) -> None:
+    """Per data set, each row's gain over CE after the searches' brief training (x) against its
+    gain in the meta-test (y): rows far right of the diagonal won the proxy, not the test."""
+    from deap_mln.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 5), squeeze=False)
+    for ax, (dataset, rows) in zip(axes[0], tables.items(), strict=True):
+        ce = next(r for r in rows if r["name"] == "ce")
+        for row in rows:
+            x, y = row["brief_test_mean"] - ce["brief_test_mean"], row["difference"]
+            ax.scatter([x], [y], color="tab:blue" if row["kind"] == "evolved" else "tab:grey")
+            ax.annotate(row["name"], (x, y), fontsize=8, xytext=(3, 3), textcoords="offset points")
+        low = min(ax.get_xlim()[0], ax.get_ylim()[0])
+        high = max(ax.get_xlim()[1], ax.get_ylim()[1])
+        ax.plot([low, high], [low, high], color="black", lw=0.6, ls=":")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.axvline(0, color="black", lw=0.6)
+        ax.set_xlabel("brief training: test accuracy minus CE's")
+        ax.set_ylabel("meta-test: test accuracy minus CE's")
+        ax.set_title(f"{dataset}: the searches' proxy against the meta-test")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def write_report(tables: dict[str, list[dict]], facts: dict, args: argparse.Namespace, out: Path,
                  seconds: float) -> str:
     n = len(args.seeds)
-    parts = [f"# League: {', '.join(args.datasets)}, {n} seeds, budget {args.budget} trainings", "",
+    parts = [f"# League: {', '.join(args.datasets)}, {n} seeds, budget {args.budget} trainings of "
+             f"{args.brief_steps} steps", "",
              f"`{harness.command_line(__file__)}` — {seconds / 60:.1f} min, {args.jobs} job(s) in parallel, "
              f"{harness.machine_line(harness.machine_info())}", "",
              "Each evolved row: one loss per seed (evolved with that seed), meta-tested once with the same seed "
@@ -326,16 +395,20 @@ def write_report(tables: dict[str, list[dict]], facts: dict, args: argparse.Name
              "with a bootstrap 95% interval; *p*: exact sign-flip test (smallest possible "
              f"{2 / 2 ** n:.4f} at {n} seeds), *p (Holm)*: adjusted over the rows of the data set. "
              "*trainings*: brief classifier trainings the evolution spent (mean per run); *evolution CPU s*: "
-             "one thread. (!): a loss flagged by the K-class check.", ""]
+             "one thread. *brief*: mean accuracy after the searches' brief training (Adam steps above, on the "
+             "fitness split, seed s), on the validation part (what the searches maximised) and on the test part "
+             "(trained on train + validation). (!): a loss flagged by the K-class check.", ""]
     for dataset, rows in tables.items():
         parts += [f"## {dataset}", "", markdown_table(rows, n), ""]
     text = "\n".join(parts)
     runs = [dict(r) for r in facts["runs"].values()]
     harness.write_results(out / "league", dict(
-        datasets=args.datasets, families=args.families, seeds=args.seeds, budget=args.budget, seconds=seconds,
+        datasets=args.datasets, families=args.families, seeds=args.seeds, budget=args.budget,
+        brief=dict(BRIEF, steps=args.brief_steps), seconds=seconds,
         machine=harness.machine_info(), **harness.git_state(), tables=tables, runs=runs,
         families_described={f: FAMILIES[f].description for f in args.families}), text)
     plot_league(tables, out / "league.png")
+    plot_proxy(tables, out / "league_proxy.png")
     return text
 
 
@@ -346,16 +419,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (default 10)")
     parser.add_argument("--budget", type=int, default=BUDGET, help=f"trainings per evolution run (default {BUDGET})")
     parser.add_argument("--jobs", type=int, default=1, help="jobs in parallel processes, one thread each")
+    parser.add_argument("--brief-steps", type=int, default=BRIEF["steps"],
+                        help=f"steps of the brief training the searches score with (default {BRIEF['steps']})")
     parser.add_argument("--smoke", action="store_true", help="2 seeds, budget 60, digits: checks the pipeline")
     parser.add_argument("--out", type=Path, default=harness.RESULTS_DIR / "league")
     args = parser.parse_args()
     if args.smoke:
         args.seeds, args.budget, args.datasets = 2, 60, ["digits"]
-    if args.seeds < 1 or args.budget < 1 or args.jobs < 1:
-        parser.error("--seeds, --budget and --jobs must be at least 1")
+    if min(args.seeds, args.budget, args.jobs, args.brief_steps) < 1:
+        parser.error("--seeds, --budget, --jobs and --brief-steps must be at least 1")
+    brief = dict(BRIEF, steps=args.brief_steps)
     args.seeds = list(range(args.seeds))
     tic = time.perf_counter()
-    facts = run_league(args.datasets, args.families, args.seeds, args.budget, args.out / "work", args.jobs)
+    facts = run_league(args.datasets, args.families, args.seeds, args.budget, brief, args.out / "work", args.jobs)
     tables = league_rows(facts, args.datasets, args.families, args.seeds)
     harness.say(write_report(tables, facts, args, args.out, time.perf_counter() - tic))
     harness.say(json.dumps({d: {r["name"]: round(r["mean"], 4) for r in rows} for d, rows in tables.items()}))
