@@ -1,5 +1,5 @@
 # Two entry points for a fresh clone; each installs what it needs into .venv first.
-#   make demo   evolve a loss with the quick preset, show it, meta-test it against CE and MSE
+#   make demo   evolve two losses for digits (TaylorGLO, an MLN), meta-test them against CE and label smoothing
 #   make test   lint and type-check the package, then run the test suite (what CI runs)
 #   make check  lint (ruff) and type-check (mypy) only
 PYTHON ?= python3
@@ -15,13 +15,12 @@ $(BIN)/.installed: setup.cfg setup.py
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
-	rm -rf runs/demo runs/demo-digits runs/demo-synthetic
-	$(BIN)/deap-mln evolve --preset quick --seed 0 --out runs/demo
+	rm -rf runs/demo runs/demo-taylor runs/demo-digits
+	$(BIN)/deap-mln evolve-taylor --preset quick --seed 0 --quiet --out runs/demo-taylor
+	$(BIN)/deap-mln evolve --preset quick --tasks digits --seed 0 --out runs/demo
 	$(BIN)/deap-mln show runs/demo
-	$(BIN)/deap-mln meta-test --loss runs/demo/best_loss.pt ce mse --model perceptron \
-		--dataset synthetic-linear --seeds 3 --quiet --out runs/demo-synthetic
-	$(BIN)/deap-mln meta-test --loss runs/demo/best_loss.pt ce mse --model mlp3 \
-		--dataset digits --seeds 3 --quiet --out runs/demo-digits
+	$(BIN)/deap-mln meta-test --loss runs/demo-taylor/best_loss.pt runs/demo/best_loss.pt ce ls \
+		--model mlp3 --dataset digits --seeds 5 --quiet --out runs/demo-digits
 
 check: $(BIN)/.installed
 	$(BIN)/ruff check deap_mln tests benchmarks

@@ -383,6 +383,14 @@ def plot_proxy(tables: dict[str, list[dict]], path: Path) -> None:
     save_figure(fig, path)
 
 
+def proxy_agreement(rows: list[dict]) -> float:
+    """Spearman correlation, over the rows, of the brief training's mean test accuracy with the
+    meta-test's: near 1 when the searches' fitness ranks losses as the meta-test does."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr([r["brief_test_mean"] for r in rows], [r["mean"] for r in rows]).statistic)
+
+
 def write_report(tables: dict[str, list[dict]], facts: dict, args: argparse.Namespace, out: Path,
                  seconds: float) -> str:
     n = len(args.seeds)
@@ -399,7 +407,9 @@ def write_report(tables: dict[str, list[dict]], facts: dict, args: argparse.Name
              "fitness split, seed s), on the validation part (what the searches maximised) and on the test part "
              "(trained on train + validation). (!): a loss flagged by the K-class check.", ""]
     for dataset, rows in tables.items():
-        parts += [f"## {dataset}", "", markdown_table(rows, n), ""]
+        parts += [f"## {dataset}", "", markdown_table(rows, n), "",
+                  f"Rank agreement of the brief training's test accuracy with the meta-test's over these "
+                  f"{len(rows)} rows: Spearman {proxy_agreement(rows):+.2f}.", ""]
     text = "\n".join(parts)
     runs = [dict(r) for r in facts["runs"].values()]
     harness.write_results(out / "league", dict(
