@@ -383,6 +383,12 @@ def plot_proxy(tables: dict[str, list[dict]], path: Path) -> None:
     save_figure(fig, path)
 
 
+def job_seconds(facts: dict) -> float:
+    """Seconds the league's evolutions and meta-tests took, summed over jobs (each on one thread)."""
+    meta = facts["references"] + [job for _, job in facts["tested"]]
+    return sum(r["wall_seconds"] for r in facts["runs"].values()) + sum(job["seconds"] for job in meta)
+
+
 def proxy_agreement(rows: list[dict]) -> float:
     """Spearman correlation, over the rows, of the brief training's mean test accuracy with the
     meta-test's: near 1 when the searches' fitness ranks losses as the meta-test does."""
@@ -396,8 +402,9 @@ def write_report(tables: dict[str, list[dict]], facts: dict, args: argparse.Name
     n = len(args.seeds)
     parts = [f"# League: {', '.join(args.datasets)}, {n} seeds, budget {args.budget} trainings of "
              f"{args.brief_steps} steps", "",
-             f"`{harness.command_line(__file__)}` — {seconds / 60:.1f} min, {args.jobs} job(s) in parallel, "
-             f"{harness.machine_line(harness.machine_info())}", "",
+             f"`{harness.command_line(__file__)}` — this pass {seconds / 60:.1f} min with {args.jobs} job(s) in "
+             f"parallel (jobs finished by an earlier pass are reused); the jobs themselves took "
+             f"{job_seconds(facts) / 60:.1f} min of one core. {harness.machine_line(harness.machine_info())}", "",
              "Each evolved row: one loss per seed (evolved with that seed), meta-tested once with the same seed "
              "at its own tuned Adam rate; reference rows tuned once, same seeds. *vs CE*: mean paired difference "
              "with a bootstrap 95% interval; *p*: exact sign-flip test (smallest possible "
