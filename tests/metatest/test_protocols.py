@@ -1,6 +1,7 @@
 """Meta-test protocols (tuned, equal, paper), label smoothing, and MLN losses through their compiled table."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -217,3 +218,15 @@ def test_cli_protocol_flags(tmp_path, capsys, ce_like_mln):
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "bad").exists()
+
+
+def test_warm_up_changes_no_number_and_never_reads_the_test_split(digits, monkeypatch):
+    settings = MetaTestSettings(model="mlp3", steps=30, batch_size=100, optimizer="adam", lr=1e-3, mln_lr=1e-4,
+                                device="cpu", eval_every=10)
+    losses = [resolve_loss("ce"), resolve_loss("ls")]
+    warmed = train.run_meta_test(losses, digits, settings, [0, 1])
+    monkeypatch.setattr(train, "warm_up", lambda *args, **kwargs: None)
+    cold = train.run_meta_test(losses, digits, settings, [0, 1])
+    assert [(r.loss, r.seed, r.accuracy) for r in warmed] == [(r.loss, r.seed, r.accuracy) for r in cold]
+    no_test_split = dataclasses.replace(digits, x_test=None, y_test=None)  # any read of the test split fails
+    train.warm_up(no_test_split, losses[0], settings)
