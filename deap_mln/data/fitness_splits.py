@@ -9,19 +9,21 @@ on and 347 to validate on; the test split (450) is never seen by a search.
 with 2,000 training, 1,000 validation and 1,000 test points.
 
 Both wings read the same splits (same data seed, same permutation), so their fitness values
-are comparable.
+are comparable, and start their run directories the same way (:func:`open_split_run`).
 """
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from deap_mln.data.brief_training import BriefTraining, Split, module_logit_gradient, train_and_score
-from deap_mln.parallel import single_thread
+from deap_mln.io import CONFIG_FILE
+from deap_mln.parallel import DispatchOptions, resolve_backend, single_thread
 from deap_mln.seeding import generator, seed_sequence
 
 FITNESS_DATASETS = ("digits", "mnist1d", "synthetic")
@@ -122,3 +124,19 @@ class SplitTrainingFields:
         return SplitTraining(dataset=self.dataset, data_seed=self.data_seed, seed=self.seed,
                              hidden=self.hidden, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
                              stream=self.TRAINING_STREAM)
+
+
+def open_split_run(config: Any, out_dir: str | Path, backend: str | DispatchOptions, workers: int,
+                   taken_hint: str = "choose another --out") -> Path:
+    """Start the run directory of a search scored on these splits (GP, TaylorGLO): refuse a bad
+    ``config``, a directory that already holds a run (``taken_hint`` says what to do), an
+    unknown backend or missing data before anything is written; then create it and save the config."""
+    out = Path(out_dir)
+    config.validate()
+    if (out / CONFIG_FILE).exists():
+        raise FileExistsError(f"{out} already holds a run; {taken_hint}")
+    resolve_backend(backend, workers)
+    load_fitness_data(config.dataset, config.data_seed)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / CONFIG_FILE)
+    return out

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deap_mln import __version__
+from deap_mln.data.fitness_splits import open_split_run
 from deap_mln.gp.checkpoint import GPState, checkpoint
 from deap_mln.gp.config import GPConfig
 from deap_mln.gp.fitness import evaluate_expression, load_fitness_data
@@ -108,14 +109,7 @@ def read_gp_checkpoint(out: Path) -> tuple[GPConfig, dict]:
 def evolve_gp(config: GPConfig, out_dir: str | Path, *, backend: str | DispatchOptions = "auto", workers: int = 1,
               progress: Progress = print) -> GPRunResult:
     """Run a GP search of ``config`` into the new run directory ``out_dir`` and write its files."""
-    out = Path(out_dir)
-    config.validate()
-    if (out / CONFIG_FILE).exists():
-        raise FileExistsError(f"{out} already holds a run; choose another --out or continue it with --resume")
-    resolve_backend(backend, workers)
-    load_fitness_data(config.dataset, config.data_seed)  # missing data fails before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(out / CONFIG_FILE)
+    out = open_split_run(config, out_dir, backend, workers, "choose another --out or continue it with --resume")
     return _search(config, out, None, backend, workers, progress)
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deap_mln import __version__
-from deap_mln.data.fitness_splits import load_fitness_data
-from deap_mln.io import BEST_LOSS_FILE, CONFIG_FILE, FITNESS_PLOT, LOGBOOK_FILE, write_csv
-from deap_mln.parallel import DispatchOptions, evaluation_map, resolve_backend
+from deap_mln.data.fitness_splits import open_split_run
+from deap_mln.io import BEST_LOSS_FILE, FITNESS_PLOT, LOGBOOK_FILE, write_csv
+from deap_mln.parallel import DispatchOptions, evaluation_map
 from deap_mln.plotting import pyplot, save_figure
 from deap_mln.saved_losses import write_record
 from deap_mln.taylor.config import TaylorConfig
@@ -74,14 +74,7 @@ def plot_taylor_fitness(logbook: list[dict], path: Path, title: str) -> None:
 def evolve_taylor(config: TaylorConfig, out_dir: str | Path, *, backend: str | DispatchOptions = "auto",
                   workers: int = 1, progress: Progress = print) -> TaylorRunResult:
     """Run a TaylorGLO search of ``config`` into the new run directory ``out_dir`` and write its files."""
-    out = Path(out_dir)
-    config.validate()
-    if (out / CONFIG_FILE).exists():
-        raise FileExistsError(f"{out} already holds a run; choose another --out")
-    resolve_backend(backend, workers)
-    load_fitness_data(config.dataset, config.data_seed)  # missing data fails before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(out / CONFIG_FILE)
+    out = open_split_run(config, out_dir, backend, workers)
     say = progress or (lambda line: None)
     tic = time.perf_counter()
 
