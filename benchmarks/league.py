@@ -84,8 +84,9 @@ def mln_generations(budget: int, tasks: int) -> int:
 
 
 def mln_trainings(run_dir: Path, tasks: int) -> int:
-    """Classifier trainings an MLN run spent: the logbook's evaluations that passed the loss
-    check, times tasks, plus the validations (each genome at most once, on validation_tasks)."""
+    """Classifier trainings an MLN run spent, counted from above: the logbook's evaluations that
+    passed the loss check, times tasks, plus validation_top x validation_tasks validations per
+    generation (fewer happen when a survivor was validated in an earlier generation)."""
     rows = harness.read_csv_rows(run_dir / "logbook.csv")
     trained = sum(int(r["evals"]) - int(r["failed"] or 0) for r in rows) * tasks
     validated = sum(1 for r in rows if r.get("validation") not in (None, "", "nan"))
