@@ -7,6 +7,7 @@ start-up light.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,3 +28,19 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     pyplot().close(fig)
+
+
+def plot_search_curves(path: str | Path, x: Sequence[float], curves: Sequence[tuple[str, Sequence[float], str]],
+                       xlabel: str, title: str, ylabel: str = "validation accuracy") -> None:
+    """Curves of a search against its evaluations (one ``(label, values, colour)`` per curve),
+    each point marked, written to ``path``: the fitness plots of the GP and TaylorGLO runs."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, values, colour in curves:
+        ax.plot(x, values, label=label, color=colour, marker=".")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)

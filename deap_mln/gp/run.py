@@ -36,7 +36,7 @@ from deap_mln.io import (
     write_text,
 )
 from deap_mln.parallel import DispatchOptions, evaluation_map, resolve_backend
-from deap_mln.plotting import pyplot, save_figure
+from deap_mln.plotting import plot_search_curves
 from deap_mln.saved_losses import write_record
 
 Progress = Callable[[str], None] | None
@@ -65,18 +65,10 @@ class GPRunResult:
 
 def plot_gp_fitness(logbook: list[dict], path: Path, title: str) -> None:
     """Best and mean validation accuracy of the population against real evaluations."""
-    plt = pyplot()
-
-    evals = [r["total_evals"] for r in logbook]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(evals, [r["best"] for r in logbook], label="best", color="C0", marker=".")
-    ax.plot(evals, [r["mean"] for r in logbook], label="population mean", color="C1", marker=".")
-    ax.set_xlabel("real evaluations (classifiers trained)")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    save_figure(fig, path)
+    plot_search_curves(path, [r["total_evals"] for r in logbook],
+                       [("best", [r["best"] for r in logbook], "C0"),
+                        ("population mean", [r["mean"] for r in logbook], "C1")],
+                       "real evaluations (classifiers trained)", title)
 
 
 def formula_text(best: LossTree, config: GPConfig) -> str:

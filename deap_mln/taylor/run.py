@@ -19,7 +19,7 @@ from deap_mln import __version__
 from deap_mln.data.fitness_splits import open_split_run
 from deap_mln.io import BEST_LOSS_FILE, FITNESS_PLOT, LOGBOOK_FILE, write_csv
 from deap_mln.parallel import DispatchOptions, evaluation_map
-from deap_mln.plotting import pyplot, save_figure
+from deap_mln.plotting import plot_search_curves
 from deap_mln.saved_losses import write_record
 from deap_mln.taylor.config import TaylorConfig
 from deap_mln.taylor.fitness import evaluate_parameters
@@ -57,18 +57,11 @@ def taylor_progress_line(row: dict) -> str:
 
 def plot_taylor_fitness(logbook: list[dict], path: Path, title: str) -> None:
     """Best, best-so-far and mean validation accuracy of each CMA-ES generation."""
-    plt = pyplot()
-    evals = [r["total_evals"] for r in logbook]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(evals, [r["best_so_far"] for r in logbook], label="best so far", color="C0", marker=".")
-    ax.plot(evals, [r["best"] for r in logbook], label="generation best", color="C2", marker=".", alpha=0.6)
-    ax.plot(evals, [r["mean"] for r in logbook], label="generation mean", color="C1", marker=".")
-    ax.set_xlabel("evaluations (rejected vectors included)")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    save_figure(fig, path)
+    plot_search_curves(path, [r["total_evals"] for r in logbook],
+                       [("generation best", [r["best"] for r in logbook], "C2"),
+                        ("best so far", [r["best_so_far"] for r in logbook], "C0"),  # drawn on top
+                        ("generation mean", [r["mean"] for r in logbook], "C1")],
+                       "evaluations (rejected vectors included)", title)
 
 
 def evolve_taylor(config: TaylorConfig, out_dir: str | Path, *, backend: str | DispatchOptions = "auto",
