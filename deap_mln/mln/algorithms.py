@@ -73,9 +73,10 @@ def genome_key(individual: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(individual, dtype=np.float32).tobytes()).hexdigest()
 
 
-def validate_survivors(state: EvolutionState, toolbox: base.Toolbox, top: int) -> float:
+def validate_survivors(state: EvolutionState, toolbox: base.Toolbox, top: int) -> tuple[float, int]:
     """Score the best ``top`` survivors on the validation tasks (genomes not seen before
-    only) and keep the best validated individual; returns the best score among the ``top``."""
+    only) and keep the best validated individual; returns the best score among the ``top``
+    and how many genomes were scored now (what the validation cost)."""
     candidates = tools.selBest(state.population, top)
     new = list({genome_key(ind): ind for ind in candidates if genome_key(ind) not in state.validation_scores}.items())
     for (key, _), score in zip(new, toolbox.validate([ind for _, ind in new])):
@@ -84,7 +85,7 @@ def validate_survivors(state: EvolutionState, toolbox: base.Toolbox, top: int) -
     best = int(np.argmax(scores))
     if scores[best] > state.best_validation:
         state.best_validated, state.best_validation = toolbox.clone(candidates[best]), scores[best]
-    return scores[best]
+    return scores[best], len(new)
 
 
 def has_converged(best_history: Sequence[float], epsilon: float, patience: int) -> bool:
@@ -124,14 +125,16 @@ def start_evolution(toolbox: base.Toolbox, mu: int, validate_top: int = 0) -> Ev
     return state
 
 
-def record_mln_generation(state: EvolutionState, evaluated: Sequence, tic: float, validation: float | None) -> None:
-    """Log the generation; the convergence check watches the validation score when there is one."""
+def record_mln_generation(state: EvolutionState, evaluated: Sequence, tic: float,
+                          validation: tuple[float, int] | None) -> None:
+    """Log the generation (with :func:`validate_survivors`' score and count when there is one);
+    the convergence check watches the validation score when there is one."""
     state.hall_of_fame.update(state.population)
     row = population_record(state.population, evaluated, state.generation, time.perf_counter() - tic)
     if validation is not None:
-        row |= dict(validation=validation, validated_best=state.best_validation)
+        row |= dict(validation=validation[0], validated_best=state.best_validation, validated=validation[1])
     state.logbook.record(**row)
-    state.best_history.append(row["best"] if validation is None else validation)
+    state.best_history.append(row["best"] if validation is None else row["validation"])
 
 
 def mu_plus_lambda(state: EvolutionState, toolbox: base.Toolbox, *, mu: int, lambda_: int, cxpb: float,

@@ -49,6 +49,7 @@ def test_each_survivor_is_validated_once_and_the_best_validated_is_kept(config, 
     rows = list(state.logbook)
     assert [r["validated_best"] for r in rows] == list(np.maximum.accumulate([r["validation"] for r in rows]))
     assert state.best_history == [r["validation"] for r in rows]  # what the convergence check watches
+    assert sum(r["validated"] for r in rows) == len(seen)  # the logbook counts what validation trained
 
 
 def test_the_kept_loss_and_its_scores_are_in_the_run_files(tmp_path):
