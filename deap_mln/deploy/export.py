@@ -20,13 +20,13 @@ import json
 import time
 from pathlib import Path
 
-from deap_mln import __version__
 from deap_mln.data.synthetic import MAX_CLASSES
 from deap_mln.deploy.compiled import DEFAULT_RESOLUTION, CompiledMLNLoss, compile_error
 from deap_mln.io import BEST_LOSS_FILE, CONFIG_FILE
 from deap_mln.mln.check import LossFunction, check_loss
 from deap_mln.mln.network import LOSS_FILE_FORMAT, check_mln_record, genome_size, genome_to_module
 from deap_mln.saved_losses import loss_from_record, read_record, write_record
+from deap_mln.version import __version__
 
 EXPORT_FORMATS = ("weights", "table")
 DEFAULT_NAMES = {"weights": "exported_weights.pt", "table": "exported_table.pt"}

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 from deap import base
 
-from deap_mln import __version__
 from deap_mln.data.user_data import load_task_data
 from deap_mln.io import (
     BEST_LOSS_FILE,
@@ -37,6 +36,7 @@ from deap_mln.mln.plots import plot_fitness, plot_loss_shape
 from deap_mln.mln.toolbox import build_toolbox
 from deap_mln.parallel import DispatchOptions, evaluation_map, resolve_backend
 from deap_mln.seeding import generator
+from deap_mln.version import __version__
 
 Progress = Callable[[str], None] | None
 
