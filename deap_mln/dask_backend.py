@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from deap_mln.dispatch import DispatchOptions
 from deap_mln.resilient_map import EvaluationFailed, logger, retrying_map
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-    from deap_mln.parallel import DispatchOptions
 
 CONNECT_SECONDS = 30.0         # to reach a scheduler given by address
 FIRST_WORKER_SECONDS = 120.0   # for the first worker of a cluster given by address to join

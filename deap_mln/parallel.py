@@ -4,8 +4,8 @@ Work is sent as chunks of plain arrays (see :class:`deap_mln.mln.fitness.Chunk`)
 as plain floats. Every backend returns results in input order, and a chunk's result does
 not depend on the process that computed it, so the backend never changes the numbers; for
 the same reason a chunk whose worker died or hung can simply run again. How a run is
-dispatched is one :class:`DispatchOptions` (backend, workers, Dask scheduler, per-chunk time
-limit, retries); :func:`evaluation_map` turns it into a ``map``.
+dispatched is one :class:`deap_mln.dispatch.DispatchOptions` (backend, workers, Dask scheduler,
+per-chunk time limit, retries); :func:`evaluation_map` turns it into a ``map``.
 
 Failures, per backend (docs/parallel.md has the whole story):
 
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import functools
 import math
 import multiprocessing
@@ -53,9 +52,9 @@ from typing import Any, TypeVar
 
 import torch
 
-from deap_mln.resilient_map import DEFAULT_RETRIES, EvaluationFailed, WorkerLost, logger, retrying_map
+from deap_mln.dispatch import BACKENDS, DispatchOptions, dispatch_options
+from deap_mln.resilient_map import EvaluationFailed, WorkerLost, logger, retrying_map
 
-BACKENDS = ("auto", "serial", "scoop", "process", "dask")
 WORKER_START_SECONDS = 300.0  # longest wait for a new pool's workers to answer once
 SCOOP_PATIENCE_FLOOR = 60.0   # without --chunk-timeout, SCOOP waits at least this long for a sent chunk
 SCOOP_PATIENCE_FACTOR = 10.0  # ... and at least this many times the slowest chunk seen in the run
@@ -65,47 +64,6 @@ __all__ = ["BACKENDS", "DispatchOptions", "EvaluationFailed", "evaluation_map", 
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-@dataclasses.dataclass(frozen=True)
-class DispatchOptions:
-    """How fitness evaluations are dispatched (the ``--backend`` family of flags).
-
-    ``workers`` sizes a local pool or Dask ``LocalCluster``; ``scheduler`` is the address of a
-    running Dask scheduler to join instead (``tcp://host:8786``); ``chunk_timeout`` (seconds)
-    bounds one chunk's run on a worker; ``retries`` bounds how often one chunk is run again
-    after its worker died or it timed out.
-    """
-
-    backend: str = "auto"
-    workers: int = 1
-    scheduler: str | None = None
-    chunk_timeout: float | None = None
-    retries: int = DEFAULT_RETRIES
-
-    def validate(self) -> DispatchOptions:
-        """Self, or ValueError naming the first impossible setting."""
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.workers < 1:
-            raise ValueError(f"workers must be at least 1, got {self.workers}")
-        if self.retries < 0:
-            raise ValueError(f"retries must be at least 0, got {self.retries}")
-        if self.chunk_timeout is not None and not self.chunk_timeout > 0:
-            raise ValueError(f"chunk timeout must be a positive number of seconds, got {self.chunk_timeout}")
-        if self.scheduler is not None and self.backend not in ("auto", "dask"):
-            raise ValueError(f"a Dask scheduler address needs backend dask, not {self.backend!r}")
-        return self
-
-
-def dispatch_options(backend: str | DispatchOptions = "auto", workers: int = 1) -> DispatchOptions:
-    """The options a caller meant: ``backend`` itself if it is a :class:`DispatchOptions`,
-    else the backend name with ``workers`` (how existing callers pass them)."""
-    if isinstance(backend, DispatchOptions):
-        if workers not in (1, backend.workers):
-            raise ValueError(f"workers given twice: {workers} and DispatchOptions(workers={backend.workers})")
-        return backend.validate()
-    return DispatchOptions(backend, workers).validate()
 
 
 def scoop_is_running() -> bool:
