@@ -6,6 +6,7 @@ from pathlib import Path
 
 from deap_mln.cli.argtypes import UsageError, comma_separated, non_negative_int, positive_float, positive_int
 from deap_mln.cli.backend_flags import add_backend_arguments, dispatch_from_args
+from deap_mln.cli.data_flags import add_data_arguments
 from deap_mln.data.brief_training import MEASURES, OPTIMIZERS
 from deap_mln.data.synthetic import MAX_CLASSES
 from deap_mln.mln.config import (
@@ -33,7 +34,7 @@ OVERRIDES = {
     "validation_tasks": "validation_tasks", "validation_top": "validation_top", "test_tasks": "test_tasks",
     "mutation": "mutation", "classes": "classes", "pair_grid_size": "pair_grid_size", "samples": "edl_samples",
     "pairs": "edl_pairs", "regimes": "edl_regimes", "error": "edl_error",
-    "tasks": "tasks_source", "task_fitness": "task_fitness", "task_steps": "task_steps",
+    "data": "tasks_source", "label": "data_label", "task_fitness": "task_fitness", "task_steps": "task_steps",
     "task_optimizer": "task_optimizer", "task_lr": "task_lr", "task_hidden": "task_hidden",
 }
 
@@ -76,11 +77,9 @@ def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) ->
                        help="fixed tasks that choose the kept loss (default 4; 0: best single measurement)")
     tasks.add_argument("--validation-top", type=positive_int, help="survivors validated per generation (default 3)")
     tasks.add_argument("--test-tasks", type=non_negative_int, help="fixed tasks that score the kept loss once (default 8)")
-    data = ev.add_argument_group("meta-tasks from a data set (evolve --tasks)")
-    data.add_argument("--tasks", metavar="SOURCE",
-                      help="synthetic (default), digits, mnist1d, mnist, csv:PATH (numeric columns, the last the "
-                           "integer label) or npz:PATH (arrays x, y, optionally x_test, y_test): meta-tasks are "
-                           "resampled train/validation splits of the data's training part")
+    data = ev.add_argument_group("meta-tasks from a data set (evolve --data)")
+    add_data_arguments(data, "--tasks", default_help=", or synthetic (the default: synthetic meta-tasks); a data "
+                       "source's meta-tasks are resampled train / validation splits of its training part")
     data.add_argument("--task-fitness", choices=MEASURES,
                       help="validation accuracy (default) or cross-entropy (exp(-CE)) of the briefly trained classifiers")
     data.add_argument("--task-steps", type=positive_int, help="training steps per classifier (default 200)")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from deap_mln.cli.argtypes import UsageError, non_negative_int, positive_int
 from deap_mln.cli.backend_flags import add_backend_arguments, dispatch_from_args
+from deap_mln.cli.data_flags import add_data_arguments
 from deap_mln.gp.config import GP_ALGORITHMS, GP_PRESETS, gp_preset
-from deap_mln.gp.fitness import GP_DATASETS
 
 GP_OVERRIDES = ("population", "generations", "max_evaluations", "tournament_size", "top_n", "steps", "data_seed")
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--preset", choices=sorted(GP_PRESETS), help="base settings (default: quick)")
     p.add_argument("--algorithm", choices=GP_ALGORITHMS, help="default: efficiency")
-    p.add_argument("--dataset", choices=GP_DATASETS, help="fitness data (default: digits)")
+    add_data_arguments(p, "--dataset", default_help=", or synthetic (a binary linear task); default digits")
     p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--data-seed", type=int, help="fixes the data splits (default 0)")
     p.add_argument("--population", type=positive_int, help="P, trees kept")
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     say = None if args.quiet else print
     if args.resume:
-        settings = ("preset", "algorithm", "dataset", "seed", *GP_OVERRIDES)
+        settings = ("preset", "algorithm", "data", "label", "seed", *GP_OVERRIDES)
         given = [f"--{name.replace('_', '-')}" for name in settings if getattr(args, name) is not None]
         given += ["--no-known-losses"] if args.no_known_losses else []
         if given:
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         overrides = {name: getattr(args, name) for name in GP_OVERRIDES if getattr(args, name) is not None}
         config = gp_preset(args.preset or "quick", algorithm=args.algorithm or "efficiency",
-                           dataset=args.dataset or "digits", seed=args.seed or 0,
+                           dataset=args.data or "digits", data_label=args.label or "", seed=args.seed or 0,
                            seed_known_losses=not args.no_known_losses, **overrides)
         result = evolve_gp(config, args.out, backend=dispatch_from_args(args), progress=say)
     print(f"best formula: f(y, p) = {result.formula}   [loss = mean_n sum_k f]")

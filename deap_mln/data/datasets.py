@@ -20,7 +20,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,10 @@ class ClassificationData:
     y_test: torch.Tensor
     num_classes: int
     source: str  # one line: where the data came from and how it was split
+    class_names: tuple[str, ...] | None = None  # label i is class_names[i] (a CSV's class-name labels)
+    # a file without a test split: its rows in each part
+    train_rows: np.ndarray | None = field(default=None, compare=False, repr=False)
+    test_rows: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

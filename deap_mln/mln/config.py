@@ -10,8 +10,8 @@ from typing import Any
 
 from deap_mln.configs import JSONConfig, require
 from deap_mln.data.brief_training import MEASURES, OPTIMIZERS
+from deap_mln.data.source import check_source
 from deap_mln.data.synthetic import MAX_CLASSES
-from deap_mln.data.user_data import check_source
 from deap_mln.mln.network import PAPER_HIDDEN
 
 ALGORITHMS = ("hybrid", "es")
@@ -72,7 +72,8 @@ class EvolutionConfig(JSONConfig):
     validation_top: int = 3            # survivors validated each generation (each genome once)
     test_tasks: int = 8                # fixed tasks that score the kept loss once, at the end (0: none)
     # meta-tasks from a data set (tasks_source other than synthetic): resampled splits of its training part
-    tasks_source: str = "synthetic"    # synthetic, digits, mnist1d, mnist, csv:PATH or npz:PATH
+    tasks_source: str = "synthetic"    # synthetic, or a data source: digits, mnist1d, mnist, csv:PATH, npz:PATH, ...
+    data_label: str = ""               # a CSV source's label column ("": the last)
     task_fitness: str = "accuracy"     # accuracy, or cross-entropy: exp(-validation CE), ordered as -CE
     task_steps: int = 200              # steps of each classifier's brief training (batches of inner_batch)
     task_optimizer: str = "adam"       # adam or sgd, at task_lr
@@ -112,7 +113,8 @@ class EvolutionConfig(JSONConfig):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("generations", "patience", "checkpoint_every", "validation_tasks", "test_tasks"):
             require(getattr(self, name) >= 0, f"{name} must be non-negative, got {getattr(self, name)}")
-        check_source(self.tasks_source)
+        if self.tasks_source != "synthetic":
+            check_source(self.tasks_source)
         require(self.tasks_source == "synthetic" or self.fitness == "meta-mse",
                 f"tasks_source applies to the trained-classifier fitness; fitness='ranking' trains none "
                 f"(got tasks_source {self.tasks_source!r})")

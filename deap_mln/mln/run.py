@@ -121,7 +121,7 @@ def _run(config: EvolutionConfig, out: Path, checkpoint_path: Path | None, backe
     kept = kept_individual(state)
     save_loss(out / BEST_LOSS_FILE, kept, config.hidden, metadata=dict(
         method=f"adaptive-mln/{config.algorithm}", seed=config.seed, classes=task_classes(config),
-        tasks=config.tasks_source,
+        tasks=config.tasks_source, class_names=scores["data"].get("class_names"),
         fitness=float(kept.fitness.values[0]),
         sigma=float(kept.strategy), generations=state.generation, version=__version__,
         selected_by=scores["kept"]["selected_by"], validation=scores["kept"]["validation"],
@@ -136,7 +136,7 @@ def task_classes(config: EvolutionConfig) -> int:
     loads it: a bad file raises its one-line ValueError here)."""
     if config.tasks_source == "synthetic":
         return config.classes
-    return load_task_data(config.tasks_source).classes
+    return load_task_data(config.tasks_source, config.data_label).classes
 
 
 def kept_individual(state: EvolutionState):
@@ -158,7 +158,21 @@ def final_scores(state: EvolutionState, toolbox: base.Toolbox, config: Evolution
                   test=test[0]),
         best_single_measurement=dict(fitness=float(measured.fitness.values[0]), test=test[0] if same else test[1],
                                      same_genome=same),
-        validation_tasks=config.validation_tasks, test_tasks=config.test_tasks)
+        validation_tasks=config.validation_tasks, test_tasks=config.test_tasks, data=score_data(config))
+
+
+def score_data(config: EvolutionConfig) -> dict:
+    """Which data each of the run's scores used (scores.json's ``data``)."""
+    if config.tasks_source == "synthetic":
+        return dict(source="synthetic", evolution="synthetic tasks of each generation's own seeds",
+                    validation="fixed synthetic validation tasks", test="fixed synthetic test tasks, never used for a choice")
+    data = load_task_data(config.tasks_source, config.data_label)
+    return dict(source=config.tasks_source, description=data.source,
+                class_names=list(data.class_names) if data.class_names else None,
+                evolution=f"resampled train / validation splits of the search part ({len(data.y_train)} points)",
+                validation=f"fixed resampled splits of the search part ({len(data.y_train)} points)",
+                test=f"trained on the search part, scored on the held-out part of the training part "
+                     f"({len(data.y_holdout)} points); the source's test part is never read by a search")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deap_mln.configs import JSONConfig, require
-from deap_mln.data.fitness_splits import FITNESS_DATASETS, SplitTrainingFields
+from deap_mln.data.fitness_splits import SplitTrainingFields, check_fitness_source
 from deap_mln.taylor.loss import PARAMETERS
 
 # theta_0 = theta_1 = 0, theta_3 = -2, theta_5 = 2: squared error up to a constant (taylor/loss.py),
@@ -29,7 +29,7 @@ class TaylorConfig(SplitTrainingFields, JSONConfig):
 
     def validate(self) -> TaylorConfig:
         """Raise ValueError naming the first field that is out of range."""
-        require(self.dataset in FITNESS_DATASETS, f"dataset must be one of {FITNESS_DATASETS}, got {self.dataset!r}")
+        check_fitness_source(self.dataset)
         for name in ("generations", "steps", "batch_size"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         require(self.hidden >= 0, f"hidden must be non-negative, got {self.hidden}")

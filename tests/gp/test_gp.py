@@ -158,7 +158,7 @@ def test_search_evaluates_each_distinct_tree_once_and_children_pass_the_check():
 
 def test_config_rejects_bad_values():
     for bad in (dict(population=0), dict(top_n=9, tournament_size=8), dict(algorithm="random"),
-                dict(dataset="mnist"), dict(subtree_prob=1.5), dict(tournament_size=30)):
+                dict(dataset="iris"), dict(subtree_prob=1.5), dict(tournament_size=30)):
         with pytest.raises(ValueError):
             GPConfig(**bad).validate()
 
