@@ -115,8 +115,7 @@ class DaskRunner:
         try:
             return handle.result()
         except KilledWorker as exc:  # Dask already ran it again on other workers, allowed-failures times
-            raise EvaluationFailed(f"Dask gave up on a chunk: {' '.join(str(exc).split())}; "
-                                   "the last checkpoint is intact") from None
+            raise EvaluationFailed(f"Dask gave up on a chunk: {' '.join(str(exc).split())}") from None
 
     def replace(self, overdue: Collection[Future], running: Collection[Future]) -> Collection[Future]:
         """Cancel the overdue chunks and restart the workers stuck in them (their nannies start

@@ -32,10 +32,11 @@ class WorkerLost(Exception):
     """Raised by :meth:`ChunkRunner.result` when the chunk's worker died before answering."""
 
 
-class EvaluationFailed(RuntimeError, ValueError):
+class EvaluationFailed(RuntimeError):
     """A chunk could not be evaluated: its workers kept dying or it kept running past its
-    time limit. Also a ``ValueError``, so the CLI prints it on one line and exits non-zero;
-    checkpoints are written only at generation ends, so the last one stays intact."""
+    time limit. Checkpoints are written only at generation ends, so the run's last one stays
+    intact and ``--resume`` continues from it; the CLI exits with code 3 (not 2: the input was
+    fine, the workers failed)."""
 
 
 class ChunkRunner(Protocol[H]):
@@ -78,7 +79,7 @@ def retrying_map(runner: ChunkRunner[H], fn: Callable[[T], R], items: Iterable[T
         where = f"chunk {index + 1} of {len(items)}"
         if failures[index] > retries:
             raise EvaluationFailed(f"{where} failed {failures[index]} times, last: {reason}; giving up "
-                                   f"(--retries {retries}); the last checkpoint is intact")
+                                   f"(--retries {retries})")
         logger.warning("%s: %s; running it again (retry %d of %d)", where, reason, failures[index], retries)
         todo.append(index)
 

@@ -18,10 +18,15 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are :class:`UsageError` (one line) instead of a usage dump."""
+    """An ArgumentParser whose errors are :class:`UsageError` (one line) instead of a usage dump.
+
+    The message names the subcommand (``evolve: argument --mu: ...``); the CLI puts its one
+    prefix, ``deap-mln: error: ``, in front.
+    """
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
+        command = self.prog.partition(" ")[2]  # "evolve" of "deap-mln evolve"; "" for the top-level parser
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 def _number(text: str, cast: Callable[[str], N], ok: Callable[[N], bool], what: str) -> N:
