@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-# The names of a run directory's files, shared by every wing (MLN, EDL, GP) and by the
+# The names of a run directory's files, shared by every wing (MLN, EDL, GP, TaylorGLO) and by the
 # commands that read a run (show, export, plot, bench).
 CONFIG_FILE = "config.json"
 LOGBOOK_FILE = "logbook.csv"
@@ -22,6 +22,7 @@ BEST_LOSS_FILE = "best_loss.pt"
 FITNESS_PLOT = "fitness.png"
 MLN_CHECKPOINT_FILE = "checkpoint.npz"   # arrays and JSON (numpy's npz)
 GP_CHECKPOINT_FILE = "checkpoint.json"   # prefix expressions and JSON
+TAYLOR_CHECKPOINT_FILE = "checkpoint.json"  # CMA-ES state and JSON
 LOSS_SHAPE_PLOT = "loss_shape.png"       # MLN runs
 EVALUATIONS_FILE = "evaluations.csv"     # GP runs: every classifier trained
 FORMULA_FILE = "best_formula.txt"        # GP runs

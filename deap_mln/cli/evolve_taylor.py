@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deap_mln.cli.argtypes import positive_int
+from deap_mln.cli.argtypes import UsageError, positive_int
 from deap_mln.cli.backend_flags import add_backend_arguments, dispatch_from_args
 from deap_mln.data.fitness_splits import FITNESS_DATASETS
 from deap_mln.taylor.config import TAYLOR_PRESETS, taylor_preset
 
 TAYLOR_OVERRIDES = ("generations", "lambda_", "sigma", "steps", "data_seed")
+TAYLOR_SETTINGS = ("preset", "dataset", "seed", *TAYLOR_OVERRIDES)   # flags a --resume refuses: the run has its config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="TaylorGLO: the 8 parameters of a third-order Taylor polynomial in (y, p), "
                                    "searched with DEAP's CMA-ES; fitness is the validation accuracy of a small "
                                    "classifier trained briefly with the loss.")
-    p.add_argument("--out", required=True, type=Path, help="run directory to write")
+    p.add_argument("--out", required=True, type=Path, help="run directory to write (or resume)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--preset", choices=sorted(TAYLOR_PRESETS), help="base settings (default: quick)")
     p.add_argument("--dataset", choices=FITNESS_DATASETS, help="fitness data (default: digits)")
     p.add_argument("--seed", type=int, help="default 0")
@@ -33,13 +35,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deap_mln.saved_losses import TAYLOR_FORMAT
-    from deap_mln.taylor.run import evolve_taylor
+    from deap_mln.taylor.run import evolve_taylor, resume_taylor
 
-    overrides = {name: getattr(args, name) for name in TAYLOR_OVERRIDES if getattr(args, name) is not None}
-    config = taylor_preset(args.preset or "quick", dataset=args.dataset or "digits", seed=args.seed or 0, **overrides)
-    result = evolve_taylor(config, args.out, backend=dispatch_from_args(args), progress=None if args.quiet else print)
+    say = None if args.quiet else print
+    if args.resume:
+        given = [f"--{name.rstrip('_').replace('_', '-')}" for name in TAYLOR_SETTINGS if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"--resume continues the run with its own config.json; drop {' '.join(given)}")
+        result = resume_taylor(args.out, backend=dispatch_from_args(args), progress=say)
+    else:
+        overrides = {name: getattr(args, name) for name in TAYLOR_OVERRIDES if getattr(args, name) is not None}
+        config = taylor_preset(args.preset or "quick", dataset=args.dataset or "digits", seed=args.seed or 0, **overrides)
+        result = evolve_taylor(config, args.out, backend=dispatch_from_args(args), progress=say)
     print(f"best theta: {', '.join(f'{v:.4g}' for v in result.best)}")
-    print(f"validation accuracy {result.best_fitness:.4f} after {config.generations} generations, "
+    print(f"validation accuracy {result.best_fitness:.4f} after {len(result.search.logbook)} generations, "
           f"{result.search.evaluations} evaluations, {result.seconds:.1f} s; run directory: {result.out_dir}")
     print(f"saved loss ({TAYLOR_FORMAT}): {result.loss_file}")
     return 0

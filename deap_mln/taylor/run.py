@@ -1,30 +1,43 @@
 """A TaylorGLO run and its directory.
 
 A run directory holds ``config.json``, ``logbook.csv`` (one row per generation: gen, evals,
-total_evals, rejected, best, mean, best_so_far, sigma, seconds), ``best_loss.pt`` (a
-weights-only record of the best parameter vector for
-:func:`deap_mln.saved_losses.load_saved_loss`, format ``deap_mln.taylor_loss/1``) and
-``fitness.png``. A run is a function of its config (docs/taylor.md); it is short, so it has
-no checkpoint: an interrupted run is started again.
+total_evals, rejected, best, mean, best_so_far, sigma, seconds), ``checkpoint.json`` (the
+CMA-ES state, best vector, logbook and numpy RNG state, :mod:`deap_mln.taylor.checkpoint`),
+both rewritten after every generation, and at the end ``best_loss.pt`` (a weights-only record
+of the best parameter vector for :func:`deap_mln.saved_losses.load_saved_loss`, format
+``deap_mln.taylor_loss/1``) and ``fitness.png``. A run is a function of its config
+(docs/taylor.md); an interrupted one continues from its checkpoint (:func:`resume_taylor`)
+and ends as an uninterrupted run would.
 """
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deap_mln import __version__
-from deap_mln.data.fitness_splits import open_split_run
-from deap_mln.io import BEST_LOSS_FILE, FITNESS_PLOT, LOGBOOK_FILE, write_csv
-from deap_mln.parallel import DispatchOptions, evaluation_map
+from deap_mln.data.fitness_splits import load_fitness_data, open_split_run
+from deap_mln.io import (
+    BEST_LOSS_FILE,
+    CONFIG_FILE,
+    FITNESS_PLOT,
+    LOGBOOK_FILE,
+    TAYLOR_CHECKPOINT_FILE,
+    read_json,
+    write_csv,
+    write_text,
+)
+from deap_mln.parallel import DispatchOptions, evaluation_map, resolve_backend
 from deap_mln.plotting import plot_search_curves
 from deap_mln.saved_losses import write_record
+from deap_mln.taylor.checkpoint import TaylorState, checkpoint
 from deap_mln.taylor.config import TaylorConfig
 from deap_mln.taylor.fitness import evaluate_parameters
 from deap_mln.taylor.loss import loss_record
 from deap_mln.taylor.search import TaylorSearch, run_taylor_search
+from deap_mln.version import __version__
 
 Progress = Callable[[str], None] | None
 
@@ -64,19 +77,54 @@ def plot_taylor_fitness(logbook: list[dict], path: Path, title: str) -> None:
                        "evaluations (rejected vectors included)", title)
 
 
+def read_taylor_checkpoint(out: Path) -> tuple[TaylorConfig, dict | None]:
+    """The config and last checkpoint of the TaylorGLO run in ``out`` (None: the run stopped before
+    its first generation ended); clear errors if the run is missing or a file is corrupt."""
+    if not (out / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{out} holds no TaylorGLO run to resume (no {CONFIG_FILE})")
+    config = TaylorConfig.load(out / CONFIG_FILE)
+    if not (out / TAYLOR_CHECKPOINT_FILE).is_file():
+        return config, None
+    return config, read_json(out / TAYLOR_CHECKPOINT_FILE, "TaylorGLO checkpoint")
+
+
 def evolve_taylor(config: TaylorConfig, out_dir: str | Path, *, backend: str | DispatchOptions = "auto",
                   workers: int = 1, progress: Progress = print) -> TaylorRunResult:
     """Run a TaylorGLO search of ``config`` into the new run directory ``out_dir`` and write its files."""
-    out = open_split_run(config, out_dir, backend, workers)
+    out = open_split_run(config, out_dir, backend, workers, "choose another --out or continue it with --resume")
+    return _search(config, out, None, backend, workers, progress)
+
+
+def resume_taylor(run_dir: str | Path, *, backend: str | DispatchOptions = "auto", workers: int = 1,
+                  progress: Progress = print) -> TaylorRunResult:
+    """Continue the TaylorGLO run in ``run_dir`` from its checkpoint, with the run's own config;
+    it ends as an uninterrupted run would have. A finished run gives its result again without
+    evaluating; a run stopped before its first checkpoint starts from generation 0."""
+    out = Path(run_dir)
+    config, saved = read_taylor_checkpoint(out)
+    resolve_backend(backend, workers)
+    load_fitness_data(config.dataset, config.data_seed)
+    if saved is None and progress is not None:
+        progress(f"{out} has no {TAYLOR_CHECKPOINT_FILE} yet: starting its run from generation 0")
+    return _search(config, out, saved, backend, workers, progress)
+
+
+def _search(config: TaylorConfig, out: Path, saved: dict | None, backend: str | DispatchOptions, workers: int,
+            progress: Progress) -> TaylorRunResult:
+    """The search between the files: from the initial strategy or a checkpoint to the end."""
     say = progress or (lambda line: None)
+    if saved is not None:
+        say(f"resuming {out} after generation {saved.get('generation')}")
     tic = time.perf_counter()
 
-    def on_generation(row: dict) -> None:
-        say(taylor_progress_line(row))
+    def on_generation(state: TaylorState) -> None:
+        say(taylor_progress_line(state.logbook[-1]))
+        write_csv(out / LOGBOOK_FILE, state.logbook)
+        write_text(out / TAYLOR_CHECKPOINT_FILE, json.dumps(checkpoint(state)))
 
     evaluate = functools.partial(evaluate_parameters, settings=config.training())
     with evaluation_map(backend, workers) as map_fn:
-        search = run_taylor_search(config, evaluate, map_fn, on_generation)
+        search = run_taylor_search(config, evaluate, map_fn, on_generation, resume=saved)
     seconds = time.perf_counter() - tic
     write_csv(out / LOGBOOK_FILE, search.logbook)
     write_record(out / BEST_LOSS_FILE, loss_record(search.best, metadata=dict(
