@@ -75,7 +75,8 @@ def test_a_module_loss_trains_alone_as_it_does_in_a_population():
                           -module_logit_gradient(nn.CrossEntropyLoss())(logits[1:], target)])
 
     pair = train_and_score(both, split, 2, settings)
-    assert pair[0] == pytest.approx(ce[0], abs=0.01) and pair[1] == pytest.approx(wrong[0], abs=0.01)
+    # every member starts from the same classifier and runs its own slice of the batched steps: equal, not close
+    assert list(pair) == [ce[0], wrong[0]]
 
 
 def test_a_non_finite_loss_fails_only_its_member():
@@ -98,7 +99,9 @@ def test_data_task_evaluations_are_reproducible_and_independent_of_chunking():
     assert whole == evaluate_chunk(make_chunks(genomes, config, 2)[0])
     assert whole != evaluate_chunk(make_chunks(genomes, config, 3)[0])  # another generation, other tasks
     alone = [s for chunk in make_chunks(genomes, config, 2, size=1) for s in evaluate_chunk(chunk)]
-    assert np.allclose(whole, alone, atol=0.02)  # float rounding may differ with a batch's shape, not the ranking
+    # each member's training is its own slice of the batched steps, on the same tasks and seeds: the
+    # accuracies are equal (a rounding difference would have to flip one of 200 predictions to show)
+    assert whole == alone
 
 
 def test_a_digits_run_writes_scores_and_shows(tmp_path):
