@@ -14,11 +14,24 @@ def test_poly1_is_ce_plus_one_minus_p_true():
 
 
 def test_baikal_and_ngl_are_the_gp_formulas():
-    logits, target = torch.randn(7, 5), torch.randint(5, (7,))
     for name in ("baikal", "ngl"):
         loss = baseline_loss(name)
         assert isinstance(loss, GPLoss) and loss.expression == str(GPLoss(KNOWN_LOSSES[name]).expression)
-        assert torch.allclose(loss(logits, target), GPLoss(KNOWN_LOSSES[name])(logits, target))
+
+
+def test_baikal_and_ngl_compute_the_published_formulas():
+    """Written out in torch from the papers, as K times their mean over classes (gp/tree.py)."""
+    generator = torch.Generator().manual_seed(0)
+    logits, target = torch.randn(7, 5, generator=generator), torch.randint(5, (7,), generator=generator)
+    p, classes = logits.softmax(1), logits.shape[1]
+    y = F.one_hot(target, classes).float()
+    # Baikal (Gonzalez & Miikkulainen 2020): L = -1/n sum_i (log x_i - y_i / x_i)
+    baikal = -(p.log() - y / p).mean(1) * classes
+    # NGL (Akhmedova & Koerber 2024, NGL_torch.py): mean of exp(alpha - p (1 + y)) - cos(cos(sin(p)))
+    ngl = (torch.exp(2.4092 - p * (1 + y)) - torch.cos(torch.cos(torch.sin(p)))).mean(1) * classes
+    assert torch.allclose(baseline_loss("baikal")(logits, target), baikal.mean())
+    assert torch.allclose(baseline_loss("ngl")(logits, target), ngl.mean())
+    assert not torch.allclose(baikal.mean(), ngl.mean())  # the two formulas tell each other apart here
 
 
 def test_new_names_resolve_as_loss_names():
