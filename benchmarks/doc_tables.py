@@ -326,7 +326,7 @@ def demo_paragraph() -> str:
 VARIANT_COLUMNS = ["variant", "seeds", "held-out fitness median [IQR]", "held-out accuracy median", "reached",
                    "evals to threshold (median)", "s/run"]
 LEAGUE_COLUMNS = ["loss", "kind", "mean test acc. (sd)", "vs CE [95% CI]", "wins / losses of 10", "p (Holm)",
-                  "evolution CPU s", "s / run (x CE)"]
+                  "Adam lr", "evolution CPU s", "s / run (x CE)"]
 LEAGUE_TARGET_COLUMNS = ["loss", "mean test acc. (sd)", "vs CE [95% CI]", "wins / losses of 10", "p (Holm)",
                          "evolution CPU s"]
 LEAGUE_TARGET_ROWS = ["mln-universal", "mln-kclass", "mln-hybrid", "mln-es", "gp (!)", "taylorglo", "ce", "mse",
