@@ -12,9 +12,10 @@ through the classifier's updates). The steps are applied to the genome itself (L
 The fast path differentiates through the same table of g'(q) the fitness trains with: the
 table is built once per step with its graph to the genome, so the MLN runs on the grid's
 points instead of on every mini-batch. Its meta-gradient agrees with the exact unrolled one
-to a cosine above 0.999 (tests/mln/test_dynamic_update.py; docs/method.md). On K-class tasks
-(``config.classes`` > 2) the same holds with the 2-D table of dg/dp_true and dg/dp_false
-(:mod:`deap_mln.mln.pair_table`) and Eq. 4's softmax gradient (:mod:`deap_mln.mln.kclass_loss`).
+to a cosine above 0.999 on every genome tested (tests/mln/test_dynamic_update.py; at least
+0.99999 at paper size, docs/method.md). On K-class tasks (``config.classes`` > 2) the same
+holds with the 2-D table of dg/dp_true and dg/dp_false (:mod:`deap_mln.mln.pair_table`) and
+Eq. 4's softmax gradient (:mod:`deap_mln.mln.kclass_loss`; tests/mln/test_kclass.py).
 
 ``update_rule = "normalised"`` keeps the earlier variant: one step of fixed length,
 theta <- theta - step * g / ||g||, comparable with a mutation's expected length sigma sqrt(n).

@@ -79,7 +79,7 @@ def test_the_fast_meta_gradient_agrees_with_the_exact_unrolled_one(rng):
         exact = meta_gradient(genomes, task, config, 10, "exact").astype(np.float64)
         fast = meta_gradient(genomes, task, config, 10, "fast").astype(np.float64)
         cosine = (exact * fast).sum(1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(fast, axis=1)
-        assert cosine.min() >= 0.99, cosine
+        assert cosine.min() > 0.999, cosine  # measured over 20 seeds: at least 0.99994
 
 
 def test_the_update_is_algorithm_1_unless_switched_off(rng):
