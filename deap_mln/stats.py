@@ -10,8 +10,9 @@ Several rows against one reference: :func:`holm_adjust`.
 Paired samples (two methods run on the same seeds): :func:`compare_paired` tests the mean
 of the per-seed differences with an exact sign-flip (paired permutation) test and gives a
 percentile bootstrap interval for it. With n pairs no test of the signs can give a
-two-sided p below 2/2^n (:func:`min_sign_flip_p`: 0.25 for n = 3), so below
-:data:`MIN_PAIRS_FOR_TEST` pairs no p-value is reported at all.
+two-sided p below 2/2^n (:func:`min_sign_flip_p`: 0.25 for n = 3), where n counts only the
+non-zero differences (a tie has no sign to flip), so below :data:`MIN_PAIRS_FOR_TEST` pairs no
+p-value is reported at all.
 """
 from __future__ import annotations
 
@@ -60,10 +61,11 @@ def median_iqr(rows: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray,
 
 
 def min_sign_flip_p(n: int) -> float:
-    """Smallest two-sided p-value an exact sign-flip test of ``n`` pairs can give: 2/2^n.
+    """Smallest two-sided p-value an exact sign-flip test of ``n`` non-zero differences can give: 2/2^n.
 
     Under the null each of the 2^n sign patterns is equally likely, and the observed pattern
-    and its mirror image are always at least as extreme as themselves."""
+    and its mirror image are always at least as extreme as themselves. Zero differences do not
+    count: :func:`sign_flip_test` drops them, so 5 pairs with one tie give at least 2/2^4."""
     return min(1.0, 2.0 ** (1 - n))
 
 
@@ -137,7 +139,7 @@ class PairedResult:
     confidence: float        # of the interval, e.g. 0.95
     test: str                # "sign-flip (exact)", "sign-flip (Monte Carlo, ...)", "identical" or "too few seeds ..."
     p_value: float           # two-sided; nan for n < MIN_PAIRS_FOR_TEST
-    min_p_value: float       # 2/2^n: the smallest p an exact test of n pairs can give
+    min_p_value: float       # 2/2^m, m the non-zero differences: the smallest p the sign-flip test can give
 
 
 def compare_paired(values: Sequence[float], reference_values: Sequence[float], *, confidence: float = 0.95,
@@ -162,13 +164,13 @@ def compare_paired(values: Sequence[float], reference_values: Sequence[float], *
         raise ValueError(f"paired comparison needs equal numbers of runs, got {len(a)} and {len(b)}")
     d, n = a - b, len(a)
     mean = float(d.mean()) if n else math.nan
-    min_p = min_sign_flip_p(n)
+    nonzero = int(np.count_nonzero(d))
+    min_p = min_sign_flip_p(nonzero)  # the test drops zero differences: only the others can flip
     if n < MIN_PAIRS_FOR_TEST:
         return PairedResult(n, mean, math.nan, math.nan, confidence,
                             f"too few seeds (n = {n} < {MIN_PAIRS_FOR_TEST}): no test", math.nan, min_p)
-    if np.all(d == 0):
+    if nonzero == 0:
         return PairedResult(n, 0.0, 0.0, 0.0, confidence, "identical", 1.0, min_p)
-    nonzero = int(np.count_nonzero(d))
     test = "sign-flip (exact)" if nonzero <= EXACT_MAX_PAIRS else f"sign-flip (Monte Carlo, {MONTE_CARLO_DRAWS} draws)"
     low, high = bootstrap_mean_ci(d, confidence, resamples, seed)
     return PairedResult(n, mean, low, high, confidence, test, sign_flip_test(d, seed=seed), min_p)

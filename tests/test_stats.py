@@ -95,6 +95,14 @@ def test_compare_paired_decision_rule():
         compare_paired([1.0, 2.0], [1.0])
 
 
+def test_the_smallest_possible_p_counts_only_non_zero_differences():
+    # 6 seeds, two of them tied: the test flips the 4 others, so its floor is 2/2^4, not 2/2^6
+    tied = compare_paired([0.9, 0.8, 0.85, 0.7, 0.95, 0.6], [0.9, 0.55, 0.5, 0.52, 0.95, 0.4])
+    assert tied.p_value == 2 / 16 == tied.min_p_value == sign_flip_test([0.25, 0.35, 0.18, 0.2])
+    assert compare_paired([0.5] * 5, [0.5] * 5).min_p_value == 1.0  # identical: 1 is the only p possible
+    assert compare_paired([0.9, 0.9, 0.91], [0.9, 0.9, 0.9]).min_p_value == 1.0  # one non-zero of 3: no sign to test
+
+
 def test_near_constant_differences_no_longer_give_absurd_p_values():
     # one more test error than the reference on every seed (1,000 test points), float noise in the last bits
     reference = np.array([0.585, 0.602, 0.571, 0.593, 0.610])
