@@ -331,7 +331,7 @@ LEAGUE_TARGET_COLUMNS = ["loss", "mean test acc. (sd)", "vs CE [95% CI]", "wins 
                          "evolution CPU s"]
 LEAGUE_TARGET_ROWS = ["mln-universal", "mln-kclass", "mln-hybrid", "mln-es", "gp (!)", "taylorglo", "ce", "mse",
                       "focal", "ls"]
-META_TEST_COLUMNS = ["loss", "lr", "runs", "test accuracy mean", "std", "diff vs ce [95% CI]", "test", "p"]
+META_TEST_COLUMNS = ["loss", "lr", "runs", "test accuracy mean", "std", "diff vs ce [95% CI]", "test", "p", "s/run"]
 
 TABLES: dict[str, DocTable] = {
     # docs/league.md and docs/reproduction.md
