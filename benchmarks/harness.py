@@ -103,16 +103,17 @@ def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
 # ------------------------------------------------------------------------------ the machine
 
 
-def git_state() -> dict:
-    """Which code was measured: the commit and the package files changed since (they may be
-    edited while a long benchmark runs, so benchmarks record this before and after)."""
+def git_state(paths: Sequence[str] = ("deap_mln",)) -> dict:
+    """Which code was measured: the commit and the files under ``paths`` changed since (lines of
+    ``git status --porcelain``; they may be edited while a long benchmark runs, so benchmarks
+    record this before and after)."""
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
         return done.stdout.rstrip("\n") if done.returncode == 0 else ""  # keep porcelain's leading blanks
 
     try:
         return dict(git_commit=git("rev-parse", "HEAD") or None,
-                    git_dirty=git("status", "--porcelain", "--", "deap_mln").splitlines())
+                    git_dirty=git("status", "--porcelain", "--", *paths).splitlines())
     except OSError:  # no git on this machine
         return dict(git_commit=None, git_dirty=None)
 

@@ -7,8 +7,8 @@ meta-tested against cross-entropy and the fixed reference losses.
 
 Protocol, per data set D and seed s (the statistical unit):
 
-1. **Evolve** one loss per family with seed s, each allowed at most ``--budget`` brief
-   classifier trainings (600 by default; the count each family spends is in the table):
+1. **Evolve** one loss per family with seed s, each allowed at most ``--budget`` classifier
+   trainings that score candidates (600 by default):
 
    - ``mln-hybrid`` / ``mln-es``: the MLN wing on D's own data (``evolve --tasks D``): hybrid
      ES-GA or ES-only, population 12 + 12, two resampled train / validation tasks per
@@ -21,10 +21,26 @@ Protocol, per data set D and seed s (the statistical unit):
      8 TaylorGLO parameters on the same splits.
 
    Every search on D sees only D's training part; D's test part is the meta-test's alone.
+   **Trainings** are counted the same way for every family, from the run's own files: one
+   training is one classifier trained with one candidate loss on one task. A candidate
+   rejected by a check before training (GP's functional check, TaylorGLO's invariant check,
+   the MLNs' K-class check) or served from a cache (GP) costs none. Counted: the fitness
+   trainings (GP: rows of ``evaluations.csv``; TaylorGLO: ``evals - rejected`` per generation
+   of its logbook; MLN: evaluated candidates x tasks, less the K-class check's failures), the
+   MLNs' validation trainings (the logbook's ``validated`` genomes x validation tasks), and the
+   dynamic update's: each meta-gradient step unrolls one classifier per offspring for
+   ``update_truncation`` SGD steps on one task, which counts as one training (lambda x
+   update steps per generation). The budget caps the scoring trainings; the update's come on
+   top and are shown apart. The TaylorGLO and K-class MLN logbooks score a check-passing loss
+   whose training diverged like a rejected one, so such a training would not be counted.
 2. **Meta-test** each evolved loss under the tuned protocol (its own Adam rate, chosen on a
    validation split of D's training part) with one training run of seed s: mlp3, D's default
    steps. The reference losses (CE, MSE, focal, label smoothing, Poly-1, Baikal, NGL) are tuned
-   once and run with the same seeds, so every row is paired with CE seed by seed.
+   once and run with the same seeds, so every row is paired with CE seed by seed. Every loss's
+   timed runs follow an untimed warm-up in the same process (``deap_mln.metatest.train.warm_up``),
+   so a reference row (10 runs in one job) and an evolved row (10 one-run jobs) are timed alike:
+   *s / run* is the mean over a row's runs. A rate search that ended at an edge of its grid is
+   recorded (``at_edge``) and marked in the table.
 3. **Proxy check**: every row's loss is also scored the way the searches scored candidates,
    by a brief training (the GP / TaylorGLO fitness splits of D, 100 Adam steps, seed s): its
    validation accuracy (what the searches maximised) and its test accuracy after training on
@@ -33,9 +49,13 @@ Protocol, per data set D and seed s (the statistical unit):
 4. **Compare** each row with CE: mean paired difference, bootstrap 95% interval, exact
    sign-flip p (none below 5 seeds) and Holm's adjustment over the rows of a data set.
 
-Writes ``league.json``, ``league.md`` and ``league.png`` to ``--out`` (default
-``benchmarks/results/league``); the run and meta-test directories go under ``--out/work/``
-(not committed). Interrupted? Run the same command again: finished jobs are skipped.
+Every job writes its facts to ``league_job.json`` in its directory, with the git commit (and
+uncommitted changes) of the code that ran it. The tables are a pure function of those facts
+(:func:`league_tables`). Writes ``league.json`` (the tables, every job's facts, the commits
+that ran the jobs and the commit of the pass that aggregated them), ``league.md`` and
+``league.png`` to ``--out`` (default ``benchmarks/results/league``); the run and meta-test
+directories go under ``--out/work/`` (not committed). Interrupted? Run the same command again:
+finished jobs are skipped (and re-aggregated).
 """
 from __future__ import annotations
 
@@ -46,7 +66,7 @@ import multiprocessing
 import shutil
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,17 +74,19 @@ from typing import Any
 
 import harness
 
-from deap_mln.io import BEST_LOSS_FILE, read_json, write_json
+from deap_mln.io import BEST_LOSS_FILE, CONFIG_FILE, EVALUATIONS_FILE, LOGBOOK_FILE, read_json, write_json
 from deap_mln.stats import compare_paired, holm_adjust
 
 DATASETS = ("digits", "mnist1d")
 REFERENCES = ("ce", "mse", "focal", "ls", "poly1", "baikal", "ngl")
-BUDGET = 600           # brief classifier trainings per evolution run
+BUDGET = 600           # classifier trainings that score candidates, per evolution run
 MLN_SIZES = dict(mu=12, lambda_=12, tasks_per_eval=2, validation_tasks=2, validation_top=2, test_tasks=0,
                  patience=0, chunk_size=24)
 # the brief training every data-driven family scores a candidate with (the GP / TaylorGLO defaults)
 BRIEF = dict(steps=100, batch_size=64, lr=0.01, hidden=32)
 JOB_FILE = "league_job.json"  # written last: its presence marks a finished job
+CODE_PATHS = ("deap_mln", "benchmarks/league.py", "benchmarks/harness.py")  # the code a job's numbers depend on
+TRAINING_KINDS = ("fitness", "validation", "update")  # what a family's trainings were for (module docstring)
 
 
 @dataclass(frozen=True)
@@ -83,14 +105,49 @@ def mln_generations(budget: int, tasks: int) -> int:
     return max(1, (budget - mu * tasks - validations) // ((mu + lam) * tasks + validations))
 
 
-def mln_trainings(run_dir: Path, tasks: int) -> int:
-    """Classifier trainings an MLN run spent, counted from above: the logbook's evaluations that
-    passed the loss check, times tasks, plus validation_top x validation_tasks validations per
-    generation (fewer happen when a survivor was validated in an earlier generation)."""
-    rows = harness.read_csv_rows(run_dir / "logbook.csv")
-    trained = sum(int(r["evals"]) - int(r["failed"] or 0) for r in rows) * tasks
-    validated = sum(1 for r in rows if r.get("validation") not in (None, "", "nan"))
-    return trained + validated * MLN_SIZES["validation_top"] * MLN_SIZES["validation_tasks"]
+def mln_trainings(run_dir: Path) -> dict[str, int]:
+    """Classifier trainings an MLN run spent, by kind, from its ``config.json`` and ``logbook.csv``.
+
+    - fitness: evaluated candidates x tasks per evaluation; on K-class tasks (K > 2) a candidate
+      that fails the K-class check is scored ``failed`` untrained, so those are left out (binary
+      tasks have no check: a ``failed`` candidate there was trained and diverged);
+    - validation: the genomes scored on the validation tasks (logbook ``validated``) x those tasks;
+    - update: Algorithm 1's dynamic update unrolls one classifier per offspring on one task
+      per meta-gradient step: lambda x steps per generation after the first.
+
+    The ranking fitness (EDL) trains no classifier at all.
+    """
+    from deap_mln.mln.config import EvolutionConfig
+    from deap_mln.mln.run import task_classes
+
+    config = EvolutionConfig.load(run_dir / CONFIG_FILE)
+    rows = harness.read_csv_rows(run_dir / LOGBOOK_FILE)
+    if config.fitness == "ranking":
+        return dict.fromkeys(TRAINING_KINDS, 0)
+    checked = task_classes(config) > 2
+    evaluated = sum(int(r["evals"]) - (int(r["failed"]) if checked else 0) for r in rows)
+    validated = sum(int(r.get("validated") or 0) for r in rows)
+    steps = config.update_steps if config.update_rule == "algorithm-1" else 1
+    return dict(fitness=evaluated * config.tasks_per_eval, validation=validated * config.validation_tasks,
+                update=(len(rows) - 1) * config.lambda_ * steps if config.dynamic_update else 0)
+
+
+def gp_trainings(run_dir: Path) -> dict[str, int]:
+    """A GP run's trainings: one row of ``evaluations.csv`` per classifier trained (children that
+    fail the functional check and trees served from the fitness cache have none)."""
+    return dict(fitness=len(harness.read_csv_rows(run_dir / EVALUATIONS_FILE)))
+
+
+def taylor_trainings(run_dir: Path) -> dict[str, int]:
+    """A TaylorGLO run's trainings: per generation, the vectors evaluated (``evals``, lambda) less
+    those the invariant check rejected without training (``rejected``)."""
+    rows = harness.read_csv_rows(run_dir / LOGBOOK_FILE)
+    return dict(fitness=sum(int(r["evals"]) - int(r["rejected"]) for r in rows))
+
+
+def training_facts(by_kind: dict[str, int]) -> dict:
+    """The facts an evolution job records about its trainings: the total and the split by kind."""
+    return dict(trainings=sum(by_kind.values()), trainings_by_kind=by_kind)
 
 
 def _evolve_mln(preset_name: str, algorithm: str, source: str | None) -> Callable[[str, int, int, dict, Path], dict]:
@@ -104,8 +161,7 @@ def _evolve_mln(preset_name: str, algorithm: str, source: str | None) -> Callabl
             overrides |= dict(tasks_source=dataset, task_steps=brief["steps"], inner_batch=brief["batch_size"],
                               task_lr=brief["lr"], task_hidden=brief["hidden"])
         evolve(preset(preset_name, **overrides), out, backend="serial", progress=lambda line: None)
-        return dict(trainings=mln_trainings(out, MLN_SIZES["tasks_per_eval"]),
-                    generations=overrides["generations"])
+        return training_facts(mln_trainings(out)) | dict(generations=overrides["generations"])
     return run
 
 
@@ -115,7 +171,7 @@ def _evolve_edl(dataset: str, seed: int, budget: int, brief: dict, out: Path) ->
 
     config = preset("edl", seed=seed)
     evolve(config, out, backend="serial", progress=lambda line: None)
-    return dict(trainings=0, generations=config.generations)
+    return training_facts(mln_trainings(out)) | dict(generations=config.generations)
 
 
 def _evolve_gp(dataset: str, seed: int, budget: int, brief: dict, out: Path) -> dict:
@@ -125,8 +181,7 @@ def _evolve_gp(dataset: str, seed: int, budget: int, brief: dict, out: Path) -> 
     # max_evaluations stops after the generation that reaches it: the table reports what was spent
     config = gp_preset("quick", seed=seed, dataset=dataset, generations=1_000, max_evaluations=budget, **brief)
     evolve_gp(config, out, backend="serial", progress=lambda line: None)
-    trainings = len(harness.read_csv_rows(out / "evaluations.csv"))
-    return dict(trainings=trainings, generations=len(harness.read_csv_rows(out / "logbook.csv")) - 1)
+    return training_facts(gp_trainings(out)) | dict(generations=len(harness.read_csv_rows(out / LOGBOOK_FILE)) - 1)
 
 
 def _evolve_taylor(dataset: str, seed: int, budget: int, brief: dict, out: Path) -> dict:
@@ -136,7 +191,7 @@ def _evolve_taylor(dataset: str, seed: int, budget: int, brief: dict, out: Path)
     lambda_ = taylor_preset("quick").lambda_
     config = taylor_preset("quick", seed=seed, dataset=dataset, generations=max(1, budget // lambda_), **brief)
     evolve_taylor(config, out, backend="serial", progress=lambda line: None)
-    return dict(trainings=config.generations * config.lambda_, generations=config.generations)
+    return training_facts(taylor_trainings(out)) | dict(generations=config.generations)
 
 
 FAMILIES: dict[str, Family] = {
@@ -153,11 +208,15 @@ FAMILIES: dict[str, Family] = {
 
 
 # ------------------------------------------------------------------------------ jobs
+#
+# Each job's facts name the job (``job``: evolution, meta-test or proxy, and its family or row,
+# data set and seeds), so the tables can be computed from the facts alone.
 
 
-def _finished(out: Path) -> dict | None:
+def _finished(out: Path, identity: dict) -> dict | None:
+    """The facts of a finished job, named by ``identity`` (facts from older code may lack the names)."""
     path = out / JOB_FILE
-    return read_json(path) if path.is_file() else None
+    return read_json(path) | identity if path.is_file() else None
 
 
 def _fresh(out: Path) -> None:
@@ -169,44 +228,51 @@ def _fresh(out: Path) -> None:
 
 def evolution_job(family: str, dataset: str, seed: int, budget: int, brief: dict, out: Path) -> dict:
     """Evolve ``family``'s loss with ``seed`` into ``out`` (one thread); facts about the run."""
-    if (done := _finished(out)) is not None:
+    identity = dict(job="evolution", family=family, dataset=dataset, seed=seed)
+    if (done := _finished(out, identity)) is not None:
         return done
     import torch
 
     torch.set_num_threads(1)
     _fresh(out)
+    code = harness.git_state(CODE_PATHS)
     tic = time.process_time()
     wall = time.perf_counter()
     facts = FAMILIES[family].evolve(dataset, seed, budget, brief, out)
-    facts |= dict(family=family, dataset=dataset, seed=seed, budget=budget, brief=brief,
-                  cpu_seconds=round(time.process_time() - tic, 2), wall_seconds=round(time.perf_counter() - wall, 2))
+    facts |= dict(identity, budget=budget, brief=brief, cpu_seconds=round(time.process_time() - tic, 2),
+                  wall_seconds=round(time.perf_counter() - wall, 2), **code)
     write_json(out / JOB_FILE, facts)
     return facts
 
 
-def meta_test_job(loss: str, dataset: str, seeds: list[int], out: Path) -> dict:
-    """Meta-test one loss under the tuned protocol on ``seeds`` (one thread): its test accuracy
-    by seed, chosen rate and seconds per run."""
-    if (done := _finished(out)) is not None:
+def meta_test_job(row: str, loss: str, dataset: str, seeds: list[int], out: Path) -> dict:
+    """Meta-test one loss (the table's row ``row``) under the tuned protocol on ``seeds`` (one
+    thread): its test accuracy by seed, chosen rate (and whether its search ended at an edge of
+    the grid) and seconds per run, each run timed after the meta-test's untimed warm-up."""
+    identity = dict(job="meta-test", row=row, loss=loss, dataset=dataset, seeds=seeds)
+    if (done := _finished(out, identity)) is not None:
         return done
     from deap_mln.metatest.run import meta_test
 
     _fresh(out)
+    code = harness.git_state(CODE_PATHS)
     result = meta_test([loss], dataset, out, model="mlp3", seeds=len(seeds), first_seed=seeds[0],
                        protocol="tuned", threads=1)
     (label, lr), = result.run_info["learning_rates"].items()
-    facts = dict(loss=loss, label=label, dataset=dataset, seeds=seeds, lr=lr,
+    search = result.run_info.get("tuning", {}).get("per_loss", {}).get(label, {})
+    facts = dict(identity, label=label, lr=lr, at_edge=bool(search.get("at_edge", False)), warmed_up=True,
                  accuracy={str(r.seed): r.final_accuracy for r in result.records},
                  seconds_per_run=statistics.mean(r.seconds for r in result.records),
-                 warnings=result.warnings, seconds=round(result.seconds, 2))
+                 warnings=result.warnings, seconds=round(result.seconds, 2), **code)
     write_json(out / JOB_FILE, facts)
     return facts
 
 
-def proxy_job(loss: str, dataset: str, seeds: list[int], brief: dict, out: Path) -> dict:
+def proxy_job(row: str, loss: str, dataset: str, seeds: list[int], brief: dict, out: Path) -> dict:
     """Brief-training scores of one loss (the searches' fitness) by seed: validation accuracy
     after training on D's fitness split, and test accuracy after training on train + validation."""
-    if (done := _finished(out)) is not None:
+    identity = dict(job="proxy", row=row, loss=loss, dataset=dataset, seeds=seeds)
+    if (done := _finished(out, identity)) is not None:
         return done
     import torch
 
@@ -215,11 +281,11 @@ def proxy_job(loss: str, dataset: str, seeds: list[int], brief: dict, out: Path)
 
     torch.set_num_threads(1)
     _fresh(out)
+    code = harness.git_state(CODE_PATHS)
     module = resolve_loss(loss).module
     settings = {s: SplitTraining(dataset=dataset, seed=s, **brief) for s in seeds}
-    facts = dict(loss=loss, dataset=dataset,
-                 validation={str(s): split_accuracy(module, settings[s]) for s in seeds},
-                 test={str(s): split_accuracy(module, settings[s], final=True) for s in seeds})
+    facts = dict(identity, validation={str(s): split_accuracy(module, settings[s]) for s in seeds},
+                 test={str(s): split_accuracy(module, settings[s], final=True) for s in seeds}, **code)
     write_json(out / JOB_FILE, facts)
     return facts
 
@@ -241,72 +307,80 @@ def evolution_dir(work: Path, family: str, dataset: str, seed: int) -> Path:
 
 
 def run_league(datasets: list[str], families: list[str], seeds: list[int], budget: int, brief: dict,
-               work: Path, workers: int) -> dict:
-    """Every job of the league (skipping finished ones); the collected facts."""
+               work: Path, workers: int) -> list[dict]:
+    """Every job of the league (skipping finished ones); their facts."""
     evolutions = {(f, d, s): evolution_dir(work, f, d, s) for f in families for d in datasets for s in seeds}
     unique = {path: key for key, path in evolutions.items()}  # a universal loss is evolved once for all data sets
     harness.say(f"league: {len(unique)} evolution runs, budget {budget} trainings each")
-    reference_jobs = [(meta_test_job, (ref, d, seeds, work / "meta" / d / "references" / ref))
+    reference_jobs = [(meta_test_job, (ref, ref, d, seeds, work / "meta" / d / "references" / ref))
                       for d in datasets for ref in REFERENCES]
     evolution_jobs = [(evolution_job, (f, d, s, budget, brief, path)) for path, (f, d, s) in unique.items()]
     done = run_jobs(evolution_jobs + reference_jobs, workers)
-    runs = {(r["family"], r["dataset"] if FAMILIES[r["family"]].per_dataset else None, r["seed"]): r
-            for r in done[:len(evolution_jobs)]}
-    references = done[len(evolution_jobs):]
-    tests = [(meta_test_job, (str(path / BEST_LOSS_FILE), d, [s], work / "meta" / d / f / f"seed-{s}"))
+    tests = [(meta_test_job, (f, str(path / BEST_LOSS_FILE), d, [s], work / "meta" / d / f / f"seed-{s}"))
              for (f, d, s), path in evolutions.items()]
     harness.say(f"league: {len(tests)} meta-tests of evolved losses")
-    tested = run_jobs(tests, workers)
-    proxies = [(proxy_job, (ref, d, seeds, brief, work / "proxy" / d / "references" / ref))
+    done += run_jobs(tests, workers)
+    proxies = [(proxy_job, (ref, ref, d, seeds, brief, work / "proxy" / d / "references" / ref))
                for d in datasets for ref in REFERENCES]
-    proxies += [(proxy_job, (str(path / BEST_LOSS_FILE), d, [s], brief, work / "proxy" / d / f / f"seed-{s}"))
+    proxies += [(proxy_job, (f, str(path / BEST_LOSS_FILE), d, [s], brief, work / "proxy" / d / f / f"seed-{s}"))
                 for (f, d, s), path in evolutions.items()]
     harness.say(f"league: brief-training scores of {len(proxies)} losses")
-    scored = run_jobs(proxies, workers)
-    n_refs = len(datasets) * len(REFERENCES)
-    return dict(runs=runs, references=references, tested=list(zip(evolutions, tested, strict=True)),
-                reference_proxies=scored[:n_refs], proxies=list(zip(evolutions, scored[n_refs:], strict=True)))
+    return done + run_jobs(proxies, workers)
 
 
-def league_rows(facts: dict, datasets: list[str], families: list[str], seeds: list[int]) -> dict[str, list[dict]]:
+def _by_seed(jobs: list[dict], field: str, seeds: list[int]) -> list[float]:
+    """``field`` (a dict by seed) of the jobs that measured a row, merged, in the order of ``seeds``."""
+    merged = {seed: value for job in jobs for seed, value in job[field].items()}
+    return [merged[str(s)] for s in seeds]
+
+
+def league_tables(jobs: Sequence[dict], datasets: Sequence[str], references: Sequence[str], families: Sequence[str],
+                  seeds: Sequence[int]) -> dict[str, list[dict]]:
     """Per data set, one row per reference loss and family: accuracies by seed, the comparison
-    with CE and the compute spent."""
+    with CE (paired by seed) and the compute spent; a pure function of the jobs' facts.
+
+    Seeds are taken in increasing order, so neither the order of ``seeds`` nor that of ``jobs``
+    changes a number (the bootstrap resamples by position). A row's runs may come from one job
+    (a reference loss: all seeds) or several (an evolved loss: one job per seed); *s / run*
+    is the mean over its runs, its trainings the mean over its evolution runs.
+    """
+    seeds = sorted(seeds)
+    runs = {(j["family"], j["dataset"] if FAMILIES[j["family"]].per_dataset else None, j["seed"]): j
+            for j in jobs if j["job"] == "evolution"}
     tables: dict[str, list[dict]] = {}
     for d in datasets:
-        refs = {job["loss"]: job for job in facts["references"] if job["dataset"] == d}
-        ref_brief = {job["loss"]: job for job in facts["reference_proxies"] if job["dataset"] == d}
-        ce = [refs["ce"]["accuracy"][str(s)] for s in seeds]
-        ce_seconds = refs["ce"]["seconds_per_run"]
+        def measured(kind: str, name: str, dataset: str = d) -> list[dict]:
+            return [j for j in jobs if j["job"] == kind and j["dataset"] == dataset and j["row"] == name]
+
         rows = []
-        for spec in REFERENCES:
-            row = refs[spec]
-            rows.append(dict(name=spec, kind="reference", accuracy=[row["accuracy"][str(s)] for s in seeds],
-                             lr=[row["lr"]], seconds_per_run=row["seconds_per_run"], trainings=None,
-                             evolution_cpu_seconds=None, warnings=[],
-                             brief_validation=[ref_brief[spec]["validation"][str(s)] for s in seeds],
-                             brief_test=[ref_brief[spec]["test"][str(s)] for s in seeds]))
-        for f in families:
-            tested = {key[2]: job for key, job in facts["tested"] if key[0] == f and key[1] == d}
-            runs = [facts["runs"][(f, d if FAMILIES[f].per_dataset else None, s)] for s in seeds]
-            per_seed = [tested[s] for s in seeds]
-            brief = {key[2]: job for key, job in facts["proxies"] if key[0] == f and key[1] == d}
-            rows.append(dict(name=f, kind="evolved", accuracy=[r["accuracy"][str(s)] for r, s in zip(per_seed, seeds)],
-                             lr=[r["lr"] for r in per_seed],
-                             seconds_per_run=statistics.mean(r["seconds_per_run"] for r in per_seed),
-                             trainings=statistics.mean(r["trainings"] for r in runs),
-                             evolution_cpu_seconds=statistics.mean(r["cpu_seconds"] for r in runs),
-                             warnings=sorted({w for s in seeds for w in tested[s]["warnings"]}),
-                             brief_validation=[brief[s]["validation"][str(s)] for s in seeds],
-                             brief_test=[brief[s]["test"][str(s)] for s in seeds]))
+        for name in [*references, *families]:
+            tested, brief = measured("meta-test", name), measured("proxy", name)
+            row = dict(name=name, kind="reference" if name in references else "evolved",
+                       accuracy=_by_seed(tested, "accuracy", seeds), lr=[j["lr"] for j in tested],
+                       seconds_per_run=(sum(j["seconds_per_run"] * len(j["seeds"]) for j in tested)
+                                        / sum(len(j["seeds"]) for j in tested)),
+                       warmed_up=all(j.get("warmed_up", False) for j in tested),
+                       rate_searches=len(tested), at_edge=sum(bool(j.get("at_edge", False)) for j in tested),
+                       warnings=sorted({w for j in tested for w in j["warnings"]}),
+                       brief_validation=_by_seed(brief, "validation", seeds), brief_test=_by_seed(brief, "test", seeds),
+                       trainings=None, trainings_by_kind=None, evolution_cpu_seconds=None)
+            if name in families:
+                spent = [runs[(name, d if FAMILIES[name].per_dataset else None, s)] for s in seeds]
+                row |= dict(trainings=statistics.mean(r["trainings"] for r in spent),
+                            trainings_by_kind={k: statistics.mean(r.get("trainings_by_kind", {}).get(k, 0) for r in spent)
+                                               for k in TRAINING_KINDS},
+                            evolution_cpu_seconds=statistics.mean(r["cpu_seconds"] for r in spent))
+            rows.append(row)
+        ce = next(r for r in rows if r["name"] == "ce")
         for row in rows:
-            paired = compare_paired(row["accuracy"], ce)
+            paired = compare_paired(row["accuracy"], ce["accuracy"])
             row |= dict(mean=statistics.mean(row["accuracy"]),
                         sd=statistics.stdev(row["accuracy"]) if len(seeds) > 1 else math.nan,
                         difference=paired.mean_difference, ci=[paired.ci_low, paired.ci_high],
-                        p=math.nan if row["name"] == "ce" else paired.p_value, test=paired.test,
-                        wins=sum(a > c for a, c in zip(row["accuracy"], ce, strict=True)),
-                        losses=sum(a < c for a, c in zip(row["accuracy"], ce, strict=True)),
-                        time_vs_ce=row["seconds_per_run"] / ce_seconds,
+                        p=math.nan if row is ce else paired.p_value, test=paired.test,
+                        wins=sum(a > c for a, c in zip(row["accuracy"], ce["accuracy"], strict=True)),
+                        losses=sum(a < c for a, c in zip(row["accuracy"], ce["accuracy"], strict=True)),
+                        time_vs_ce=row["seconds_per_run"] / ce["seconds_per_run"],
                         brief_validation_mean=statistics.mean(row["brief_validation"]),
                         brief_test_mean=statistics.mean(row["brief_test"]))
         for row, adjusted in zip(rows, holm_adjust([r["p"] for r in rows]), strict=True):
@@ -319,18 +393,35 @@ def _number(value: float | None, fmt: str) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
 
 
+def _row_name(row: dict) -> str:
+    """The row's name with its marks: (!) a loss flagged by the K-class check, (edge) a rate search
+    that ended at an edge of its grid (of k / n searches when the row had several)."""
+    marks = " (!)" if row["warnings"] else ""
+    if row.get("at_edge"):
+        searches = row.get("rate_searches", 1)
+        marks += " (edge)" if searches == 1 else f" (edge {row['at_edge']}/{searches})"
+    return row["name"] + marks
+
+
+def _trainings(row: dict) -> str:
+    """Mean trainings per run, with the dynamic update's part when it had one."""
+    update = (row.get("trainings_by_kind") or {}).get("update", 0)
+    return _number(row["trainings"], ".0f") + (f" ({update:.0f} upd.)" if update else "")
+
+
 def markdown_table(rows: list[dict], n: int) -> str:
     lines = [f"| loss | kind | mean test acc. (sd) | vs CE [95% CI] | wins / losses of {n} | p | p (Holm) "
              "| Adam lr | trainings | evolution CPU s | s / run (x CE) | brief: val. / test |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: -r["mean"]):
         lr = r["lr"][0] if len(set(r["lr"])) == 1 else f"{min(r['lr']):g}-{max(r['lr']):g}"
+        cold = "" if r.get("warmed_up", True) else "*"
         lines.append(
-            f"| {r['name']}{' (!)' if r['warnings'] else ''} | {r['kind']} | {r['mean']:.4f} ({_number(r['sd'], '.4f')}) "
+            f"| {_row_name(r)} | {r['kind']} | {r['mean']:.4f} ({_number(r['sd'], '.4f')}) "
             f"| {r['difference']:+.4f} [{_number(r['ci'][0], '+.4f')}, {_number(r['ci'][1], '+.4f')}] "
             f"| {r['wins']} / {r['losses']} | {_number(r['p'], '.3f')} | {_number(r['p_holm'], '.3f')} | {lr} "
-            f"| {_number(r['trainings'], '.0f')} | {_number(r['evolution_cpu_seconds'], '.1f')} "
-            f"| {r['seconds_per_run']:.2f} ({r['time_vs_ce']:.2f}x) "
+            f"| {_trainings(r)} | {_number(r['evolution_cpu_seconds'], '.1f')} "
+            f"| {r['seconds_per_run']:.2f}{cold} ({r['time_vs_ce']:.2f}x) "
             f"| {r['brief_validation_mean']:.4f} / {r['brief_test_mean']:.4f} |")
     return "\n".join(lines)
 
@@ -384,10 +475,32 @@ def plot_proxy(tables: dict[str, list[dict]], path: Path) -> None:
     save_figure(fig, path)
 
 
-def job_seconds(facts: dict) -> float:
+def job_seconds(jobs: Sequence[dict]) -> float:
     """Seconds the league's evolutions and meta-tests took, summed over jobs (each on one thread)."""
-    meta = facts["references"] + [job for _, job in facts["tested"]]
-    return sum(r["wall_seconds"] for r in facts["runs"].values()) + sum(job["seconds"] for job in meta)
+    return (sum(j["wall_seconds"] for j in jobs if j["job"] == "evolution")
+            + sum(j["seconds"] for j in jobs if j["job"] == "meta-test"))
+
+
+def job_commits(jobs: Sequence[dict]) -> list[dict]:
+    """The commits whose code ran the jobs: each with its number of jobs and the uncommitted
+    changes any of them ran with (``git status --porcelain`` lines); None: not recorded (older jobs)."""
+    commits: dict[str | None, dict] = {}
+    for job in jobs:
+        entry = commits.setdefault(job.get("git_commit"), dict(git_commit=job.get("git_commit"), jobs=0, git_dirty=set()))
+        entry["jobs"] += 1
+        entry["git_dirty"] |= set(job.get("git_dirty") or [])
+    return [dict(entry, git_dirty=sorted(entry["git_dirty"]))
+            for entry in sorted(commits.values(), key=lambda e: -e["jobs"])]
+
+
+def commits_line(commits: list[dict]) -> str:
+    """One sentence: which code ran the jobs."""
+    def one(entry: dict) -> str:
+        name = f"commit {entry['git_commit'][:10]}" if entry["git_commit"] else "code not recorded"
+        dirty = f", with uncommitted changes to {', '.join(line[3:] for line in entry['git_dirty'])}" \
+            if entry["git_dirty"] else ""
+        return f"{name} ({entry['jobs']} jobs{dirty})"
+    return "Jobs ran at " + "; ".join(one(e) for e in commits) + "."
 
 
 def proxy_agreement(rows: list[dict]) -> float:
@@ -398,33 +511,57 @@ def proxy_agreement(rows: list[dict]) -> float:
     return float(spearmanr([r["brief_test_mean"] for r in rows], [r["mean"] for r in rows]).statistic)
 
 
-def write_report(tables: dict[str, list[dict]], facts: dict, args: argparse.Namespace, out: Path,
+def caption(n: int, tables: dict[str, list[dict]]) -> str:
+    """What the table's columns and marks mean, for ``n`` seeds."""
+    from deap_mln.mln.config import EvolutionConfig
+
+    unrolled = EvolutionConfig().update_truncation  # no MLN preset of the league changes it
+    text = ("Each evolved row: one loss per seed (evolved with that seed), meta-tested once with the same seed "
+            "at its own tuned Adam rate; reference rows tuned once, same seeds. *vs CE*: mean paired difference "
+            "with a bootstrap 95% interval; *p*: exact sign-flip test (smallest possible "
+            f"{2 / 2 ** n:.4f} at {n} seeds), *p (Holm)*: adjusted over the rows of the data set. "
+            "*trainings*: classifier trainings the evolution spent (mean per run), counted alike for every "
+            "family: one classifier trained with one candidate loss on one task, for the fitness or the "
+            "validation of candidates; a candidate rejected by a check before training or served from a cache "
+            "costs none (nor, as the logbooks cannot tell it from a rejected one, would a TaylorGLO or K-class MLN "
+            "loss that passed the check and diverged in training). *upd.*: the part spent by Algorithm 1's dynamic "
+            "update, each meta-gradient step "
+            f"counting one training per offspring (a classifier unrolled for {unrolled} SGD steps on one task and "
+            "differentiated through); the budget caps the other trainings. *evolution CPU s*: one thread. "
+            "*s / run*: mean wall seconds of one meta-test run, every loss's runs timed after an untimed warm-up "
+            f"in the same process (a reference row: {n} runs in one job; an evolved row: {n} one-run jobs). "
+            "*brief*: mean accuracy after the searches' brief training (Adam steps above, on the "
+            "fitness split, seed s), on the validation part (what the searches maximised) and on the test part "
+            "(trained on train + validation). (!): a loss flagged by the K-class check. (edge): the learning-rate "
+            "search ended with its best rate at an edge of the grid it tried (of k / n searches for an evolved "
+            "row): the loss's best rate may lie beyond, and its accuracy may understate it.")
+    if any(not r.get("warmed_up", True) for rows in tables.values() for r in rows):
+        text += " \\*: seconds from jobs of older code, timed without the warm-up (their first run pays one-off costs)."
+    return text
+
+
+def write_report(tables: dict[str, list[dict]], jobs: list[dict], args: argparse.Namespace, out: Path,
                  seconds: float) -> str:
     n = len(args.seeds)
+    commits = job_commits(jobs)
+    aggregation = harness.git_state(CODE_PATHS)
     parts = [f"# League: {', '.join(args.datasets)}, {n} seeds, budget {args.budget} trainings of "
              f"{args.brief_steps} steps", "",
              f"`{harness.command_line(__file__)}` — this pass {seconds / 60:.1f} min with {args.jobs} job(s) in "
              f"parallel (jobs finished by an earlier pass are reused); the jobs themselves took "
-             f"{job_seconds(facts) / 60:.1f} min of one core. {harness.machine_line(harness.machine_info())}", "",
-             "Each evolved row: one loss per seed (evolved with that seed), meta-tested once with the same seed "
-             "at its own tuned Adam rate; reference rows tuned once, same seeds. *vs CE*: mean paired difference "
-             "with a bootstrap 95% interval; *p*: exact sign-flip test (smallest possible "
-             f"{2 / 2 ** n:.4f} at {n} seeds), *p (Holm)*: adjusted over the rows of the data set. "
-             "*trainings*: brief classifier trainings the evolution spent (mean per run); *evolution CPU s*: "
-             "one thread. *brief*: mean accuracy after the searches' brief training (Adam steps above, on the "
-             "fitness split, seed s), on the validation part (what the searches maximised) and on the test part "
-             "(trained on train + validation). (!): a loss flagged by the K-class check.", ""]
+             f"{job_seconds(jobs) / 60:.1f} min of one core. {commits_line(commits)} This pass: "
+             f"{harness.machine_line(harness.machine_info() | aggregation)}", "",
+             caption(n, tables), ""]
     for dataset, rows in tables.items():
         parts += [f"## {dataset}", "", markdown_table(rows, n), "",
                   f"Rank agreement of the brief training's test accuracy with the meta-test's over these "
                   f"{len(rows)} rows: Spearman {proxy_agreement(rows):+.2f}.", ""]
     text = "\n".join(parts)
-    runs = [dict(r) for r in facts["runs"].values()]
     harness.write_results(out / "league", dict(
-        datasets=args.datasets, families=args.families, seeds=args.seeds, budget=args.budget,
-        brief=dict(BRIEF, steps=args.brief_steps), seconds=seconds,
-        machine=harness.machine_info(), **harness.git_state(), tables=tables, runs=runs,
-        families_described={f: FAMILIES[f].description for f in args.families}), text)
+        datasets=args.datasets, families=args.families, references=list(REFERENCES), seeds=args.seeds,
+        budget=args.budget, brief=dict(BRIEF, steps=args.brief_steps), seconds=seconds,
+        machine=harness.machine_info(), commits=dict(aggregation=aggregation, jobs=commits), tables=tables,
+        jobs=jobs, families_described={f: FAMILIES[f].description for f in args.families}), text)
     plot_league(tables, out / "league.png")
     plot_proxy(tables, out / "league_proxy.png")
     return text
@@ -449,9 +586,9 @@ def main() -> None:
     brief = dict(BRIEF, steps=args.brief_steps)
     args.seeds = list(range(args.seeds))
     tic = time.perf_counter()
-    facts = run_league(args.datasets, args.families, args.seeds, args.budget, brief, args.out / "work", args.jobs)
-    tables = league_rows(facts, args.datasets, args.families, args.seeds)
-    harness.say(write_report(tables, facts, args, args.out, time.perf_counter() - tic))
+    jobs = run_league(args.datasets, args.families, args.seeds, args.budget, brief, args.out / "work", args.jobs)
+    tables = league_tables(jobs, args.datasets, REFERENCES, args.families, args.seeds)
+    harness.say(write_report(tables, jobs, args, args.out, time.perf_counter() - tic))
     harness.say(json.dumps({d: {r["name"]: round(r["mean"], 4) for r in rows} for d, rows in tables.items()}))
 
 
