@@ -10,7 +10,7 @@ With n < 5 seeds neither p nor interval is reported: no test of n pairs can give
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,9 @@ from deap_mln.stats import (
 )
 
 REFERENCE = "ce"
+EDGE_MARK = "(edge)"  # beside the rate of a loss whose tuned rate search ended at an edge (train.search_learning_rate)
+EDGE_NOTE = (f"{EDGE_MARK}: its best learning rate is the edge of the range searched: its accuracy may be understated, "
+             f"as a rate beyond the edge may do better (settings.json: tuning, per_loss, stop says why the search ended).")
 FILES = ("summary.csv", "summary.md", "per_seed.csv", "curves.csv", "curves.png", "settings.json")
 
 
@@ -112,6 +115,12 @@ def _rate(rates: Mapping[str, float], loss: str) -> str:
     return f"{rates[loss]:g}" if loss in rates else ""
 
 
+def rates_at_edge(run_info: Mapping) -> set[str]:
+    """The losses whose tuned rate search ended at an edge (``at_edge`` in ``run_info["tuning"]``)."""
+    per_loss = (run_info.get("tuning") or {}).get("per_loss") or {}
+    return {loss for loss, search in per_loss.items() if search.get("at_edge")}
+
+
 def summary_row(s: LossSummary) -> dict:
     """One row of summary.csv."""
     c = s.comparison
@@ -124,9 +133,10 @@ def summary_row(s: LossSummary) -> dict:
 
 
 def markdown_table(summaries: Sequence[LossSummary], reference: str = REFERENCE,
-                   rates: Mapping[str, float] | None = None) -> str:
+                   rates: Mapping[str, float] | None = None, at_edge: Collection[str] = ()) -> str:
     """The summary as a markdown table (also what the terminal shows); with ``rates`` (loss ->
-    learning rate), a column of each loss's rate follows its name."""
+    learning rate), a column of each loss's rate follows its name, marked :data:`EDGE_MARK`
+    for the losses in ``at_edge``."""
     lr_head, lr_align = ("lr | ", "---:|") if rates else ("", "")
     lines = [f"| loss | {lr_head}runs | test accuracy mean | std | diff vs {reference} [95% CI] | test | p | diverged | s/run |",
              f"|---|{lr_align}---:|---:|---:|---:|---|---:|---:|---:|"]
@@ -134,7 +144,7 @@ def markdown_table(summaries: Sequence[LossSummary], reference: str = REFERENCE,
         c = s.comparison
         vs = (f"{_difference(c)} | {c.test} | {_p(c.p_value)}" if c else
               ("(reference) | | " if s.loss == reference else "n/a | no reference run | "))
-        lr = f"{_rate(rates, s.loss)} | " if rates else ""
+        lr = f"{_rate(rates, s.loss)}{' ' + EDGE_MARK if s.loss in at_edge else ''} | " if rates else ""
         lines.append(f"| {s.loss} | {lr}{s.runs} | {s.mean:.4f} | {s.std:.4f} | {vs} | {s.diverged} | {s.seconds:.1f} |")
     return "\n".join(lines)
 
@@ -183,14 +193,19 @@ def write_report(records: Sequence[RunRecord], out_dir: str | Path, run_info: di
     summary.csv / summary.md: one row per loss; per_seed.csv: final accuracy of every run;
     curves.csv: accuracy at every evaluated step of every run; curves.png: their means;
     settings.json: ``run_info`` (what was run, with which settings). Its ``learning_rates``
-    (loss -> rate), where present, become a column of the table and of summary.csv."""
+    (loss -> rate), where present, become a column of the table and of summary.csv; where it
+    has a tuned protocol's searches, summary.csv gets ``lr_at_edge`` (1 for a search that ended
+    at an edge, else 0) and the table marks those rates :data:`EDGE_MARK`, explained under it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summaries = summarise_losses(records, reference)
     rates: dict[str, float] = run_info.get("learning_rates") or {}
     rows = [summary_row(s) for s in summaries]
+    tuned = bool((run_info.get("tuning") or {}).get("per_loss"))
+    at_edge = rates_at_edge(run_info)
     if rates:  # the rate column follows the loss's name
-        rows = [{"loss": row["loss"], "lr": _rate(rates, row["loss"]), **row} for row in rows]
+        rows = [{"loss": row["loss"], "lr": _rate(rates, row["loss"]),
+                 **({"lr_at_edge": int(row["loss"] in at_edge)} if tuned else {}), **row} for row in rows]
     write_csv(out / "summary.csv", rows)
     write_csv(out / "per_seed.csv", [dict(loss=r.loss, seed=r.seed, final_accuracy=f"{r.final_accuracy:.6f}",
                                           diverged=int(r.diverged), seconds=f"{r.seconds:.3f}") for r in records])
@@ -198,12 +213,13 @@ def write_report(records: Sequence[RunRecord], out_dir: str | Path, run_info: di
                                    for r in records for step, a in zip(r.steps, r.accuracy)])
     title = f"{run_info.get('model', '')} on {run_info.get('dataset', '')}"
     plot_curves(records, out / "curves.png", title=f"{title}: test accuracy (mean +- 1 std)")
-    table = markdown_table(summaries, reference, rates)
+    table = markdown_table(summaries, reference, rates, at_edge)
     settings = ", ".join(f"{k} {run_info[k]}" for k in ("protocol", "optimizer", "steps", "batch_size", "lr", "mln_lr")
                          if run_info.get(k) is not None)
     note = statistics_note([s.comparison for s in summaries if s.comparison], reference)
+    edge_note = f"{EDGE_NOTE}\n\n" if at_edge else ""
     write_text(out / "summary.md",
         f"# Meta-test: {title}\n\nData: {run_info.get('data_source', '')}\n\nSettings: {settings}.\n\n"
-        f"{table}\n\n{note}\n")
+        f"{table}\n\n{edge_note}{note}\n")
     write_json(out / "settings.json", run_info)
     return table

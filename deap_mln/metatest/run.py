@@ -9,7 +9,10 @@ still trained.
 
 The protocol (:data:`deap_mln.metatest.train.PROTOCOLS`) sets each loss's learning rate; under
 ``tuned`` every loss is first tuned on a validation split of the training data, then trained
-at its rate on the whole training split and scored on the test split like the others.
+at its rate on the whole training split and scored on the test split like the others. A loss
+whose rate search ends at an edge of the rates it tried (not bracketed) is flagged: a warning,
+``(edge)`` beside its rate in the table, ``lr_at_edge`` in summary.csv, ``at_edge`` in
+settings.json.
 """
 from __future__ import annotations
 
@@ -22,14 +25,14 @@ import torch
 
 from deap_mln.data.datasets import DATASETS, load_dataset
 from deap_mln.metatest.baselines import BASELINES, LossSpec, resolve_loss
-from deap_mln.metatest.models import build_model
 from deap_mln.metatest.report import write_report
 from deap_mln.metatest.train import (
     BASELINE_LR,
     BATCH_SIZE,
     CURVE_POINTS,
     DEFAULT_STEPS,
-    MAX_EXTENSIONS,
+    FLAT_RUNGS,
+    LR_BOUNDS,
     MLN_LR,
     PROTOCOLS,
     TUNING_FIRST_SEED,
@@ -43,6 +46,7 @@ from deap_mln.metatest.train import (
     validation_split,
 )
 from deap_mln.mln.check import check_loss
+from deap_mln.training.models import build_model
 
 
 @dataclass
@@ -54,7 +58,7 @@ class MetaTestResult:
     out_dir: Path
     seconds: float
     run_info: dict
-    warnings: list[str]  # one line per loss file that fails the K-class check
+    warnings: list[str]  # one line per loss file that fails the K-class check, per rate search ended at an edge
 
 
 def meta_test(losses: Sequence[str], dataset: str, out_dir: str | Path, *, model: str = "mlp3", seeds: int = 5,
@@ -117,11 +121,12 @@ def meta_test(losses: Sequence[str], dataset: str, out_dir: str | Path, *, model
             tuning[spec.label] = search = tune_learning_rate(tuning_data, spec, settings, tuning_seed_list, lr_grid)
             say(f"{spec.label:>12}  lr {search.best:g}: validation accuracy "
                 + ", ".join(f"{rate:g} {score:.4f}" for rate, score in zip(search.rates, search.scores)))
-            if search.at_edge:  # recorded in settings.json ("at_edge") too
-                say(f"{spec.label:>12}  note: the best learning rate {search.best:g} is still an edge of the grid "
-                    f"after {search.extensions} extensions")
+            if search.at_edge:  # also in settings.json (at_edge), the table and summary.csv (report.py)
+                say(f"{spec.label:>12}  note: {search.edge_reason()}")
+                warnings.append(f"warning: {spec.label}: {search.edge_reason()}: its accuracy may be understated")
         tuning_info = {"validation": tuning_data.source, "tuning_seeds": tuning_seed_list,
-                       "max_extensions": MAX_EXTENSIONS, "seconds": round(time.perf_counter() - start, 2),
+                       "lr_bounds": list(LR_BOUNDS), "flat_rungs": FLAT_RUNGS,
+                       "seconds": round(time.perf_counter() - start, 2),
                        "per_loss": {k: s.to_dict() for k, s in tuning.items()}}
     rates = {spec.label: learning_rate(spec, settings, protocol, tuning) for spec in specs}
     records = run_meta_test(specs, data, settings, seed_list, progress=progress, rates=rates)

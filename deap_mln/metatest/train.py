@@ -10,7 +10,8 @@ Batch 500 and 1,000 steps on synthetic tasks follow the Adaptive-MLN paper's met
 
 - ``tuned`` (default): :func:`tune_learning_rate` picks each loss's own rate on a validation
   split of the training data (:func:`validation_split`) from a log-spaced grid that is
-  extended while its best rate sits at an edge (:func:`search_learning_rate`). Adam is
+  extended until its best rate is bracketed by worse ones, within :data:`LR_BOUNDS`
+  (:func:`search_learning_rate`); a search that ends at an edge is flagged. Adam is
   invariant to the scale of a loss's gradient, so comparing losses at one rate (or at the
   paper's two) mostly compares how well that rate suits each loss.
 - ``equal``: every loss at one rate.
@@ -31,15 +32,16 @@ from torch import nn
 
 from deap_mln.data.datasets import ClassificationData
 from deap_mln.metatest.baselines import LossSpec
-from deap_mln.metatest.models import MODELS, build_model
 from deap_mln.seeding import generator, seed_sequence, torch_generator
+from deap_mln.training.models import MODELS, build_model
 
 OPTIMIZERS = ("adam", "sgd")
 PROTOCOLS = ("tuned", "equal", "paper")
 # The tuned protocol (docs/meta_test.md): starting grids on the ladder 1, 3, 10, 30, ... (about half a
 # decade a step), centred on the usual rate of each optimiser (Adam 1e-3, SGD 0.1)
 LR_GRIDS: dict[str, tuple[float, ...]] = {"adam": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2), "sgd": (1e-2, 3e-2, 0.1, 0.3, 1.0)}
-MAX_EXTENSIONS = 3         # rates added beyond an edge of the grid, in all, before giving up (flagged)
+LR_BOUNDS = (1e-6, 1e3)    # the search never tries a rate outside these rungs: a safety limit, not a budget
+FLAT_RUNGS = 3             # rungs added in a row that score exactly the best's score end a search (flat, flagged)
 VALIDATION_FRACTION = 0.2  # of the training examples, held out to score the rates
 TUNING_SEEDS = 2           # runs per rate; their mean validation accuracy decides
 TUNING_FIRST_SEED = 1_000_000  # tuning runs use seeds 1,000,000, ...: not the report's seeds, the same for every loss
@@ -242,6 +244,9 @@ def neighbour_rate(rate: float, up: bool) -> float:
     return float(f"{3 if rung % 2 else 1}e{rung // 2}")
 
 
+STOPS = ("bracketed", "bound", "flat")  # why a rate search ended; all but the first leave the best at an edge
+
+
 @dataclass(frozen=True)
 class LearningRateSearch:
     """The rates tried (ascending), their scores (mean validation accuracy) and the rate chosen."""
@@ -250,39 +255,80 @@ class LearningRateSearch:
     scores: list[float]
     best: float
     extensions: int   # rates added beyond the starting grid
-    at_edge: bool     # the best is still an edge of the grid tried: the search ran out of extensions
+    at_edge: bool     # the best is still the smallest or largest rate tried: not bracketed (``stop`` says why)
+    stop: str         # one of STOPS
+
+    def edge_reason(self) -> str:
+        """Why the search ended at an edge, in words ("" when bracketed)."""
+        if not self.at_edge:
+            return ""
+        side = "smallest" if self.best == self.rates[0] else "largest"
+        why = {"bound": "the next rate beyond it lies outside the search's bounds",
+               "flat": f"the last {FLAT_RUNGS} rates added scored exactly the same"}.get(self.stop, self.stop)
+        return f"{self.best:g} is the {side} learning rate tried ({why})"
 
     def to_dict(self) -> dict:
-        return dict(chosen=self.best, grid=self.rates, validation_accuracy=[round(s, 6) for s in self.scores],
-                    extensions=self.extensions, at_edge=self.at_edge)
+        return dict(chosen=self.best, grid=self.rates,
+                    validation_accuracy=[None if math.isnan(s) else round(s, 6) for s in self.scores],
+                    extensions=self.extensions, at_edge=self.at_edge, stop=self.stop)
+
+
+def _rank(score: float) -> float:
+    """A score as the search compares it: NaN (a diverged run) is worse than any number."""
+    return -math.inf if math.isnan(score) else score
 
 
 def search_learning_rate(score: Callable[[float], float], grid: Sequence[float] = LR_GRIDS["adam"],
-                         max_extensions: int = MAX_EXTENSIONS) -> LearningRateSearch:
-    """Score every rate of ``grid``; while the best (highest score, ties to the smaller rate)
-    is the smallest or largest rate tried, score the next rate beyond it (:func:`neighbour_rate`),
-    at most ``max_extensions`` times in all."""
+                         bounds: tuple[float, float] = LR_BOUNDS, flat_rungs: int = FLAT_RUNGS) -> LearningRateSearch:
+    """Score every rate of ``grid``, then add rungs of the ladder (:func:`neighbour_rate`) beyond
+    the best rate, one at a time, until the best is bracketed.
+
+    *Worse* is a strictly lower score; NaN (a diverged run) is worse than any number and equal
+    to NaN. The best is the highest score, ties going to the smaller rate. It is *bracketed*
+    when a rate was tried on each side of it: the one below is worse (an equal one would be
+    the best), the one above is worse or equal. An equal score above counts as a bracket only
+    because the score below is strictly worse: the score has risen to a level that the larger
+    rate does not improve, and the best is the smallest rate that reaches it.
+
+    While the best is the smallest (largest) rate tried, the next rung below (above) it is
+    scored. The search stops unbracketed (``at_edge``) when that rung lies outside ``bounds``
+    (``stop="bound"``), or when the last ``flat_rungs`` rungs added all scored exactly the
+    best's score (``stop="flat"``: the score does not depend on the rate there, as for a loss
+    that learns nothing; it happens going down, where ties go). Every rate the search tried
+    when its extensions were capped at 3 it still tries first, in the same order, so a search
+    that was bracketed then chooses the same rate now.
+    """
     if len(set(grid)) < 3 or min(grid) <= 0:
         raise ValueError(f"a learning-rate grid needs at least 3 distinct positive rates, got {list(grid)}")
+    low, high = bounds
+    if not 0 < low < high:
+        raise ValueError(f"learning-rate bounds must be 0 < low < high, got {bounds}")
+    if flat_rungs < 1:
+        raise ValueError(f"flat_rungs must be at least 1, got {flat_rungs}")
     scores = {rate: score(rate) for rate in sorted(set(grid))}
-    extensions = 0
+    extensions = flat = 0
     while True:
         rates = sorted(scores)
-        best = max(rates, key=lambda rate: scores[rate])  # max keeps the first, smallest, of equal scores
-        at_edge = best in (rates[0], rates[-1])
-        if not at_edge or extensions == max_extensions:
+        best = max(rates, key=lambda rate: _rank(scores[rate]))  # max keeps the first, smallest, of equal scores
+        if best not in (rates[0], rates[-1]):
+            stop = "bracketed"
             break
-        beyond = neighbour_rate(best, up=best == rates[-1])
-        if beyond in scores:
+        if flat == flat_rungs:
+            stop = "flat"
+            break
+        beyond = neighbour_rate(best, up=best == rates[-1])  # always beyond the edge: never a rate tried
+        if not low <= beyond <= high:
+            stop = "bound"
             break
         scores[beyond] = score(beyond)
         extensions += 1
-    return LearningRateSearch(rates, [scores[rate] for rate in rates], best, extensions, at_edge)
+        flat = flat + 1 if _rank(scores[beyond]) == _rank(scores[best]) else 0
+    return LearningRateSearch(rates, [scores[rate] for rate in rates], best, extensions, stop != "bracketed", stop)
 
 
 def tune_learning_rate(tuning_data: ClassificationData, loss: LossSpec, settings: MetaTestSettings,
                        seeds: Sequence[int], grid: Sequence[float] | None = None,
-                       max_extensions: int = MAX_EXTENSIONS) -> LearningRateSearch:
+                       bounds: tuple[float, float] = LR_BOUNDS) -> LearningRateSearch:
     """The rate at which ``loss`` gives the best mean final accuracy on ``tuning_data``'s held-out
     part over ``seeds`` (:func:`search_learning_rate`; ``grid`` defaults to :data:`LR_GRIDS`).
 
@@ -295,4 +341,4 @@ def tune_learning_rate(tuning_data: ClassificationData, loss: LossSpec, settings
         runs = [train_and_evaluate(tuning_data, loss, seed, once, lr=rate) for seed in seeds]
         return sum(run.final_accuracy for run in runs) / len(runs)
 
-    return search_learning_rate(mean_validation_accuracy, grid or LR_GRIDS[settings.optimizer], max_extensions)
+    return search_learning_rate(mean_validation_accuracy, grid or LR_GRIDS[settings.optimizer], bounds)

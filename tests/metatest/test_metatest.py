@@ -138,13 +138,15 @@ def test_cli_end_to_end_and_deterministic(tmp_path, mln_file, capsys):
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     table = capsys.readouterr().out
     for name in ("ce", "mse", "focal", str(mln_file)):
-        assert re.search(rf"\| {re.escape(name)} \| [0-9.e-]+ \| 2 \|", table)  # name, tuned learning rate, runs
+        assert re.search(rf"\| {re.escape(name)} \| [0-9.e-]+( \(edge\))? \| 2 \|", table)  # name, tuned rate, runs
     files = {p.name for p in (tmp_path / "a").iterdir()}
     assert {"summary.csv", "summary.md", "per_seed.csv", "curves.csv", "curves.png", "settings.json"} <= files
     assert (tmp_path / "a" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = read_csv(tmp_path / "a" / "summary.csv")
     assert [r["loss"] for r in summary] == ["ce", "mse", "focal", str(mln_file)]
     assert all(float(r["lr"]) > 0 for r in summary)
+    edges = [r["loss"] for r in summary if r["lr_at_edge"] == "1"]  # the random MLN learns little in 12 steps
+    assert [line.split(":")[1].strip() for line in table.splitlines() if line.endswith("may be understated")] == edges
     assert summary[0]["test"] == "" and summary[1]["reference"] == "ce"
     assert summary[1]["test"] == "too few seeds (n = 2 < 5): no test" and summary[1]["p_value"] == ""
     assert "n/a (n < 5)" in table and "2/2^2 = 0.5" in (tmp_path / "a" / "summary.md").read_text()

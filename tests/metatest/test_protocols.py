@@ -1,6 +1,7 @@
 """Meta-test protocols (tuned, equal, paper), label smoothing, and MLN losses through their compiled table."""
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
@@ -12,12 +13,15 @@ from torch.nn import functional as F
 
 from deap_mln.cli import main
 from deap_mln.data.datasets import load_dataset
+from deap_mln.metatest import run as run_module
 from deap_mln.metatest import train
 from deap_mln.metatest.baselines import baseline_loss, resolve_loss
+from deap_mln.metatest.report import EDGE_MARK, EDGE_NOTE
 from deap_mln.metatest.run import meta_test
 from deap_mln.metatest.train import (
+    FLAT_RUNGS,
+    LR_BOUNDS,
     LR_GRIDS,
-    MAX_EXTENSIONS,
     TUNING_FIRST_SEED,
     MetaTestSettings,
     neighbour_rate,
@@ -122,15 +126,90 @@ def test_grid_extends_while_the_best_sits_at_an_edge():
     assert down.scores == [peaked_at(1e-5, [])(r) for r in down.rates]
 
 
-def test_extensions_are_bounded_and_ties_go_to_the_smaller_rate():
-    forever = search_learning_rate(lambda rate: rate)  # better and better upward
-    assert forever.extensions == MAX_EXTENSIONS and forever.at_edge and forever.best == forever.rates[-1] == 0.3
-    flat = search_learning_rate(lambda rate: 0.5, max_extensions=1)  # all tied: the smallest, then one step below
-    assert flat.best == 3e-5 == flat.rates[0] and flat.extensions == 1 and flat.at_edge
+def test_a_peak_far_outside_the_starting_grid_is_found_and_bracketed():
+    up = search_learning_rate(peaked_at(30.0, []))  # Adam's grid ends at 1e-2: 8 rungs up
+    assert up.best == 30.0 and up.rates[-3:] == [10.0, 30.0, 100.0] and up.extensions == 8
+    assert not up.at_edge and up.stop == "bracketed" and up.edge_reason() == ""
+    down = search_learning_rate(peaked_at(1e-5, []), grid=LR_GRIDS["sgd"])  # SGD's starts at 1e-2: 7 rungs down
+    assert down.best == 1e-5 and down.rates[:3] == [3e-6, 1e-5, 3e-5] and down.extensions == 7 and not down.at_edge
+
+
+def test_a_monotone_score_stops_at_the_bound_and_is_flagged():
+    upward = search_learning_rate(lambda rate: rate)  # better and better upward
+    assert upward.best == upward.rates[-1] == LR_BOUNDS[1] == 1e3 and upward.extensions == 10
+    assert upward.at_edge and upward.stop == "bound" and "largest" in upward.edge_reason()
+    downward = search_learning_rate(lambda rate: -rate)
+    assert downward.best == downward.rates[0] == LR_BOUNDS[0] == 1e-6 and downward.extensions == 4
+    assert downward.at_edge and downward.stop == "bound" and "1e-06 is the smallest" in downward.edge_reason()
+    narrow = search_learning_rate(lambda rate: rate, bounds=(1e-4, 3e-2))
+    assert narrow.rates[-1] == 3e-2 and narrow.extensions == 1 and narrow.at_edge and narrow.to_dict()["stop"] == "bound"
+    with pytest.raises(ValueError, match="bounds"):
+        search_learning_rate(lambda rate: rate, bounds=(1e-2, 1e-4))
+
+
+def test_plateaus_ties_and_diverged_rates():
+    # every rate the same: ties go down, and FLAT_RUNGS equal rungs in a row end the search, flagged
+    flat = search_learning_rate(lambda rate: 0.5)
+    assert flat.best == 3e-6 == flat.rates[0] and flat.extensions == FLAT_RUNGS == 3 and flat.stop == "flat"
+    assert flat.at_edge and "the last 3 rates added scored exactly the same" in flat.edge_reason()
+    # a rise to a plateau: the equal rate above counts as a bracket because the one below is worse
+    rise = search_learning_rate(lambda rate: 0.0 if rate < 3e-4 else 1.0)
+    assert rise.best == 3e-4 and rise.extensions == 0 and rise.stop == "bracketed"
+    top = search_learning_rate(lambda rate: min(rate, 3e-2))  # up to a plateau past the grid's top edge
+    assert top.best == 3e-2 and top.rates[-1] == 0.1 and top.extensions == 2 and not top.at_edge
     tie = search_learning_rate(lambda rate: 1.0 if rate in (3e-4, 3e-3) else 0.0)
     assert tie.best == 3e-4 and tie.extensions == 0
+    # a better rate after two equal ones restarts the count: 3e-6 beats them, 1e-6 brackets it
+    steps = {3e-5: 1.0, 1e-5: 1.0, 3e-6: 2.0, 1e-6: 0.0}
+    late = search_learning_rate(lambda rate: steps.get(rate, 1.0 if rate <= 1e-3 else 0.0))
+    assert late.best == 3e-6 and late.extensions == 4 and late.stop == "bracketed"
+    # NaN (a diverged run) is worse than any number: it brackets, and it is never chosen
+    nan_above = search_learning_rate(lambda rate: math.nan if rate >= 1e-2 else rate)
+    assert nan_above.best == 3e-3 and nan_above.extensions == 0 and not nan_above.at_edge
+    assert nan_above.to_dict()["validation_accuracy"][-1] is None  # JSON has no NaN
+    nan_below = search_learning_rate(lambda rate: math.nan if rate <= 1e-4 else 1.0 - rate)
+    assert nan_below.best == 3e-4 and nan_below.extensions == 0
+    diverged = search_learning_rate(lambda rate: math.nan)  # NaN equals NaN: flat
+    assert diverged.stop == "flat" and diverged.best == 3e-6
     with pytest.raises(ValueError, match="at least 3"):
         search_learning_rate(lambda rate: 0.0, grid=[1e-3, 1e-2])
+
+
+def capped_search(score, grid, max_extensions=3):
+    """The search as it was before bracketing (rates, best, at_edge): while the best is an edge
+    of the rates tried, score the next rung beyond it, at most 3 times in all."""
+    scores = {rate: score(rate) for rate in sorted(set(grid))}
+    extensions = 0
+    while True:
+        rates = sorted(scores)
+        best = max(rates, key=lambda rate: scores[rate])
+        at_edge = best in (rates[0], rates[-1])
+        if not at_edge or extensions == max_extensions:
+            return rates, best, at_edge
+        beyond = neighbour_rate(best, up=best == rates[-1])
+        scores[beyond] = score(beyond)
+        extensions += 1
+
+
+def test_the_search_is_a_superset_of_the_capped_one():
+    """Random scores on the ladder (few values, so ties are common): the old capped search's
+    rates are the first rates the new one tries, and where it was bracketed the choice is the same."""
+    rng = np.random.default_rng(0)
+    bracketed = 0
+    for trial in range(400):
+        values = {k: float(rng.integers(0, 4)) for k in range(-12, 7)}  # rungs 1e-6 ... 1e3
+        score = lambda rate, v=values: v[round(2 * math.log10(rate))]  # noqa: E731
+        grid = LR_GRIDS["sgd" if trial % 2 else "adam"]
+        calls: list[float] = []
+        old_calls: list[float] = []
+        new = search_learning_rate(lambda rate, c=calls, f=score: c.append(rate) or f(rate), grid)
+        old_rates, old_best, old_edge = capped_search(lambda rate, c=old_calls, f=score: c.append(rate) or f(rate), grid)
+        assert calls[:len(old_calls)] == old_calls  # the same rates first, in the same order
+        if not old_edge:
+            bracketed += 1
+            assert new.best == old_best and new.rates == old_rates and not new.at_edge
+        assert new.at_edge == (new.best in (new.rates[0], new.rates[-1]))
+    assert bracketed > 100
 
 
 # ---------------------------------------------------------------------------------------------- protocols
@@ -180,6 +259,35 @@ def test_tuned_protocol_picks_the_best_validation_rate_without_reading_the_test_
     assert [lr for _, seed, lr in seen if seed < TUNING_FIRST_SEED] == [rates["ce"]] * 2 + [rates["mse"]] * 2
     assert [(r.loss, r.seed) for r in result.records] == [("ce", 0), ("ce", 1), ("mse", 0), ("mse", 1)]
     assert f"| ce | {settings['learning_rates']['ce']:g} | 2 |" in result.table
+    with open(tmp_path / "mt" / "summary.csv", newline="") as f:
+        assert {row["loss"]: row["lr_at_edge"] for row in csv.DictReader(f)} == {
+            loss: str(int(settings["tuning"]["per_loss"][loss]["at_edge"])) for loss in ("ce", "mse")}
+    assert settings["tuning"]["lr_bounds"] == list(LR_BOUNDS) and settings["tuning"]["flat_rungs"] == FLAT_RUNGS
+    flagged = [loss for loss in ("ce", "mse") if settings["tuning"]["per_loss"][loss]["at_edge"]]
+    assert (EDGE_NOTE in (tmp_path / "mt" / "summary.md").read_text()) == bool(flagged)
+    assert [line.split(":")[1].strip() for line in result.warnings] == flagged
+
+
+def test_a_rate_search_that_ends_at_an_edge_is_marked_in_the_table_the_csv_and_the_summary(tmp_path, capsys,
+                                                                                        monkeypatch):
+    # bounds at the starting grid's edges: a best at either edge cannot be bracketed (5 steps: the largest wins)
+    real = run_module.tune_learning_rate
+    monkeypatch.setattr(run_module, "tune_learning_rate", lambda *args: real(*args, bounds=(1e-4, 1e-2)))
+    out = tmp_path / "edge"
+    assert main(["meta-test", "--loss", "ce", "--dataset", "digits", "--model", "perceptron", "--seeds", "1",
+                 "--steps", "5", "--tuning-seeds", "1", "--threads", "1", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    search = json.loads((out / "settings.json").read_text())["tuning"]["per_loss"]["ce"]
+    assert search["at_edge"] and search["stop"] == "bound" and search["grid"] == list(LR_GRIDS["adam"])
+    rate = f"{search['chosen']:g}"
+    assert f"| ce | {rate} {EDGE_MARK} | 1 |" in printed
+    assert f"warning: ce: {rate} is the " in printed and "its accuracy may be understated" in printed
+    md = (out / "summary.md").read_text()
+    assert f"| ce | {rate} {EDGE_MARK} | 1 |" in md and EDGE_NOTE in md
+    assert md.index(EDGE_MARK + " |") < md.index(EDGE_NOTE)  # the footnote is under the table
+    with open(out / "summary.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert row["lr"] == rate and row["lr_at_edge"] == "1" and list(row)[:3] == ["loss", "lr", "lr_at_edge"]
 
 
 @pytest.mark.parametrize("protocol", ["paper", "equal"])
@@ -196,6 +304,9 @@ def test_equal_and_paper_protocols_reproduce_the_rule_of_one_or_two_rates(digits
     assert result.run_info["learning_rates"] == {"ce": 2e-3, "mse": 2e-3,
                                                  str(ce_like_mln): 3e-4 if protocol == "paper" else 2e-3}
     assert result.run_info["tuning"] == {} and result.run_info["mln_paths"] == {str(ce_like_mln): "exact"}
+    with open(tmp_path / protocol / "summary.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert "lr" in header and "lr_at_edge" not in header  # no search, no edge to flag
     assert train_and_evaluate(digits, resolve_loss("ce"), 0, old).accuracy == result.records[0].accuracy
 
 
