@@ -3,6 +3,7 @@
     python benchmarks/backends.py                 # about 3 minutes on 2 idle cores; writes benchmarks/results/backends.{json,md}
     python benchmarks/backends.py --quick         # smoke check (small tasks, 1 warm-up + 2 timed maps), temporary directory
     python benchmarks/backends.py --wait-idle 30 --max-load 0.5   # what a published result should use
+    python benchmarks/backends.py --backends serial,process       # the process pool against serial only
 
 A generation at paper settings (``preset("paper")``) evaluates 50 individuals = 2 chunks of 25.
 The same 2 chunks are mapped, in one run of this script, by
@@ -12,6 +13,8 @@ The same 2 chunks are mapped, in one run of this script, by
 - ``dask``: deap_mln's Dask backend on a ``LocalCluster`` (``--backend dask --workers N``);
 - ``scoop``: deap_mln's SCOOP backend under ``python -m scoop -n N`` (``benchmarks/scoop_generation.py``
   in a subprocess; ``-n`` counts the launcher, which computes its share).
+
+``--backends`` picks a subset (serial is always measured: the speedups are over it).
 
 Each map gets ``--warmup`` untimed maps (imports, the task pool), then ``--repeats`` timed ones
 (``harness.time_maps``); all must give the same fitness. Opening a backend (starting its
@@ -38,6 +41,7 @@ QUICK_TRAIN_SIZE = 2_000  # --quick: tasks of 2,000 points instead of the paper'
 POPULATION = 50           # mu + lambda at the paper's sizes
 TARGET_DASK_SPEEDUP = 1.7
 HELPER = Path(__file__).resolve().parent / "scoop_generation.py"
+BACKENDS = ("serial", "process", "dask", "scoop")
 
 
 def time_backend(options: DispatchOptions, chunks: list, warmup: int, repeats: int) -> dict:
@@ -94,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="workers of each parallel backend (default 2)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed maps before timing (default 2)")
     parser.add_argument("--repeats", type=int, default=10, help="timed maps per backend (default 10)")
-    parser.add_argument("--no-scoop", action="store_true", help="leave SCOOP out")
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help=f"comma-separated subset of {','.join(BACKENDS)}, serial included (default all)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke check: tasks of {QUICK_TRAIN_SIZE:,} points, one warm-up and two timed maps")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="MINUTES",
@@ -103,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="results directory (default benchmarks/results; "
                                                  "with --quick a temporary directory)")
     args = parser.parse_args(argv)
+    backends = args.backends.split(",")
+    if "serial" not in backends or not set(backends) <= set(BACKENDS):
+        parser.error(f"--backends: a comma-separated subset of {','.join(BACKENDS)} with serial, got {args.backends!r}")
     if args.quick:
         args.warmup, args.repeats = 1, 2
     train_size = QUICK_TRAIN_SIZE if args.quick else None
@@ -115,12 +123,12 @@ def main(argv: list[str] | None = None) -> None:
                         warmup=args.warmup, repeats=args.repeats, maps={}, sections={})
     plan = [("serial", DispatchOptions("serial")), ("process", DispatchOptions("process", args.workers)),
             ("dask", DispatchOptions("dask", args.workers))]
-    for name, options in plan:
+    for name, options in (step for step in plan if step[0] in backends):
         harness.say(f"{name}: {options.workers} process(es)")
         with harness.measured_section(name, result["sections"]):
             result["maps"][name] = time_backend(options, chunks, args.warmup, args.repeats)
         harness.say(f"   map seconds {[round(s, 3) for s in result['maps'][name]['seconds']]}")
-    if not args.no_scoop:
+    if "scoop" in backends:
         harness.say(f"scoop: python -m scoop -n {args.workers}")
         with tempfile.TemporaryDirectory(prefix="deap_mln_backends_") as work, \
                 harness.measured_section("scoop", result["sections"]):

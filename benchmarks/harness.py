@@ -77,7 +77,7 @@ def write_results(name_or_stem: str | Path, data: Any, markdown: str) -> tuple[P
     """Write ``data`` to ``STEM.json`` and ``markdown`` to ``STEM.md``, each atomically; the two paths.
 
     A ``Path`` is the stem itself (``out / "throughput"``); a ``str`` is a name under
-    :data:`RESULTS_DIR` (``"pool_generation"``). The stem's folder is created.
+    :data:`RESULTS_DIR` (``"backends"``). The stem's folder is created.
     """
     stem = name_or_stem if isinstance(name_or_stem, Path) else RESULTS_DIR / name_or_stem
     stem.parent.mkdir(parents=True, exist_ok=True)
