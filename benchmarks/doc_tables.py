@@ -30,7 +30,6 @@ import argparse
 import csv
 import importlib
 import re
-import statistics
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,7 +62,7 @@ class MarkdownTable:
 
     @staticmethod
     def cells(line: str) -> list[str]:
-        return [cell.strip() for cell in line.strip().removeprefix("|").removesuffix("|").split("|")]
+        return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().removeprefix("|").removesuffix("|"))]
 
     @classmethod
     def parse_all(cls, text: str) -> list[MarkdownTable]:
@@ -367,6 +366,8 @@ TABLES: dict[str, DocTable] = {
     # docs/method.md
     "method/tasks-per-evaluation": from_function("algorithm1", "algorithm1_tasks/algorithm1", 0),
     "method/update-cost": from_function("algorithm1", "algorithm1", 0),
+    "method/kclass-cost": from_function("kclass_path", "kclass_path", 0),
+    "method/kclass-resolution": from_function("kclass_path", "kclass_path", 1),
     # docs/parallel.md
     "parallel/backends": from_function("backends", "backends", 0),
     "parallel/scoop": from_function("throughput", "throughput", 1, rows=[
@@ -433,14 +434,14 @@ def unmarked_tables(text: str) -> list[int]:
         generated.update(range(start, start + m.group(0).count("\n") + 1))
     found, fenced = [], False
     for i, line in enumerate(lines):
-        if line.startswith("```"):
+        if line.lstrip().startswith("```"):
             fenced = not fenced
-        starts = line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|"))
+        starts = line.lstrip().startswith("|") and (i == 0 or not lines[i - 1].lstrip().startswith("|"))
         if fenced or not starts or i in generated:
             continue
         table = []
         for row in lines[i + 2:]:
-            if not row.startswith("|"):
+            if not row.lstrip().startswith("|"):
                 break
             table.append(row)
         if not any(re.search(r"\d", row) for row in table):
