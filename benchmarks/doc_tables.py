@@ -365,7 +365,6 @@ TABLES: dict[str, DocTable] = {
     "gp/known-losses": from_results_md("gp_efficiency.md", 1),
     # docs/method.md
     "method/tasks-per-evaluation": from_function("algorithm1", "algorithm1_tasks/algorithm1", 0),
-    "method/update-cost": from_function("algorithm1", "algorithm1", 0),
     "method/kclass-cost": from_function("kclass_path", "kclass_path", 0),
     "method/kclass-resolution": from_function("kclass_path", "kclass_path", 1),
     # docs/parallel.md
