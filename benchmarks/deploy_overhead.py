@@ -6,7 +6,7 @@ Run from the repository root (the package installed)::
     python benchmarks/deploy_overhead.py --quick                       # smoke check, seconds
 
 Times one training step (forward, backward, Adam step) on random 10-class 28x28 batches of
-256 for LeNet-5 (``deap_mln.metatest.models``, "lenet") and a 784-256-10 MLP, each with
+256 for LeNet-5 (``deap_mln.training.models``, "lenet") and a 784-256-10 MLP, each with
 
 * ``ce``: ``nn.CrossEntropyLoss``;
 * ``mln``: :class:`deap_mln.mln.MLNLoss` with the paper-size MLN (175,718 parameters),
@@ -46,13 +46,13 @@ from deap_mln.deploy.compiled import (
     tabulate,
     value_and_gradient,
 )
-from deap_mln.metatest.models import build_model
 from deap_mln.mln.network import (
     PAPER_HIDDEN,
     MLNLoss,
     genome_to_module,
     load_loss_record,
 )
+from deap_mln.training.models import build_model
 
 LOSSES = ("ce", "mln", "compiled")
 

@@ -276,8 +276,8 @@ def proxy_job(row: str, loss: str, dataset: str, seeds: list[int], brief: dict, 
         return done
     import torch
 
-    from deap_mln.data.fitness_splits import SplitTraining, split_accuracy
     from deap_mln.metatest.baselines import resolve_loss
+    from deap_mln.training.splits import SplitTraining, split_accuracy
 
     torch.set_num_threads(1)
     _fresh(out)

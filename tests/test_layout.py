@@ -12,12 +12,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "deap_mln"
 LAYERS = {
     "leaves": 0,    # io, configs, seeding, stats, parallel, dispatch, saved_losses, plotting, reduction, loss_check, version
     "data": 1,
-    "mln": 2, "gp": 2, "taylor": 2,
-    "metatest": 3,
-    "deploy": 4,
-    "cli": 5,
-    "root": 5,      # deap_mln/__init__.py: lazy re-exports of every wing's public names (none from cli)
-    "entry": 6,     # __main__, launch
+    "training": 2,  # what the user trains: models, the one trainer, the fitness by training
+    "mln": 3, "gp": 3, "taylor": 3,
+    "metatest": 4,
+    "deploy": 5,
+    "cli": 6,
+    "root": 6,      # deap_mln/__init__.py: lazy re-exports of every wing's public names (none from cli)
+    "entry": 7,     # __main__, launch
 }
 
 

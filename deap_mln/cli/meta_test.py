@@ -7,7 +7,6 @@ from pathlib import Path
 from deap_mln.cli.argtypes import UsageError, positive_float, positive_int
 from deap_mln.data.datasets import DATASETS
 from deap_mln.metatest.baselines import ALIASES, BASELINES, LABEL_SMOOTHING
-from deap_mln.metatest.models import MODELS
 from deap_mln.metatest.train import (
     BASELINE_LR,
     BATCH_SIZE,
@@ -19,6 +18,7 @@ from deap_mln.metatest.train import (
     PROTOCOLS,
     TUNING_SEEDS,
 )
+from deap_mln.training.models import MODELS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -27,10 +27,10 @@ from deap_mln.data.fitness_splits import (  # noqa: F401  (re-exported: the GP w
     SYNTHETIC_SIZES,
     FitnessData,
     load_fitness_data,
-    split_accuracy,
 )
-from deap_mln.data.fitness_splits import SplitTraining as TrainingSettings
 from deap_mln.gp.tree import GPLoss, canonical_string, parse_expression
+from deap_mln.training.splits import SplitTraining as TrainingSettings
+from deap_mln.training.splits import split_accuracy
 
 GP_DATASETS = FITNESS_DATASETS
 FAILED_ACCURACY = 0.0

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deap_mln.data.fitness_splits import open_split_run
 from deap_mln.gp.checkpoint import GPState, checkpoint
 from deap_mln.gp.config import GPConfig
 from deap_mln.gp.fitness import evaluate_expression, load_fitness_data
@@ -37,6 +36,7 @@ from deap_mln.io import (
 from deap_mln.parallel import DispatchOptions, evaluation_map, resolve_backend
 from deap_mln.plotting import plot_search_curves
 from deap_mln.saved_losses import write_record
+from deap_mln.training.splits import open_split_run
 from deap_mln.version import __version__
 
 Progress = Callable[[str], None] | None

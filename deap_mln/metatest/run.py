@@ -23,14 +23,13 @@ from pathlib import Path
 
 import torch
 
-from deap_mln.data.datasets import DATASETS, load_dataset
+from deap_mln.data.source import Source, check_source, load_source, source_name
 from deap_mln.metatest.baselines import BASELINES, LossSpec, resolve_loss
 from deap_mln.metatest.report import write_report
 from deap_mln.metatest.train import (
     BASELINE_LR,
     BATCH_SIZE,
     CURVE_POINTS,
-    DEFAULT_STEPS,
     FLAT_RUNGS,
     LR_BOUNDS,
     MLN_LR,
@@ -46,7 +45,7 @@ from deap_mln.metatest.train import (
     validation_split,
 )
 from deap_mln.mln.check import check_loss
-from deap_mln.training.models import build_model
+from deap_mln.training.trainer import SGD_MOMENTUM, ModelBuilder, check_device, default_steps
 
 
 @dataclass
@@ -61,14 +60,19 @@ class MetaTestResult:
     warnings: list[str]  # one line per loss file that fails the K-class check, per rate search ended at an edge
 
 
-def meta_test(losses: Sequence[str], dataset: str, out_dir: str | Path, *, model: str = "mlp3", seeds: int = 5,
+def meta_test(losses: Sequence[str], dataset: Source, out_dir: str | Path, *, model: str | ModelBuilder = "mlp3",
+              seeds: int = 5,
               first_seed: int = 0, steps: int | None = None, batch_size: int = BATCH_SIZE, optimizer: str = "adam",
               protocol: str = "tuned", lr: float = BASELINE_LR, mln_lr: float = MLN_LR,
               tuning_seeds: int = TUNING_SEEDS, lr_grid: Sequence[float] | None = None, mln_path: str = "table",
               eval_every: int | None = None, data_dir: str | Path | None = None, download: bool = False,
-              data_seed: int = 0, threads: int | None = None, device: str = "cpu",
-              progress: Callable[[str], None] | None = None) -> MetaTestResult:
+              data_seed: int = 0, threads: int | None = None, device: str = "cpu", momentum: float = SGD_MOMENTUM,
+              label: str | None = None, progress: Callable[[str], None] | None = None) -> MetaTestResult:
     """Train ``model`` on ``dataset`` with every loss for ``seeds`` seeds; write the report.
+
+    ``dataset`` is any data source of :func:`deap_mln.data.source.load_source` (a name, ``csv:PATH``
+    with its ``label`` column, ``npz:PATH``, arrays); ``model`` a model name or a function
+    ``(input_shape, num_classes) -> nn.Module``; SGD runs with ``momentum``.
 
     ``losses`` are baseline names (``ce``, ``mse``, ``focal``, ``ls``) or saved loss files; a
     saved MLN trains through its compiled table (``mln_path="table"``) or exactly (``"exact"``).
@@ -85,29 +89,30 @@ def meta_test(losses: Sequence[str], dataset: str, out_dir: str | Path, *, model
         raise ValueError(f"tuning seeds must be at least 1, got {tuning_seeds}")
     if threads:
         torch.set_num_threads(threads)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device}: CUDA is not available here")
+    check_device(device)
     specs = [resolve_loss(spec, mln_path) for spec in losses]
     labels = [loss.label for loss in specs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"the same loss is listed twice: {' '.join(losses)}")
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
-    steps = steps or DEFAULT_STEPS[dataset]
+    name = source_name(dataset)
+    if isinstance(dataset, str):
+        check_source(dataset)
+    steps = steps or default_steps(name)
     settings = MetaTestSettings(model=model, steps=steps, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                                mln_lr=mln_lr, device=device, eval_every=eval_every or max(1, steps // CURVE_POINTS))
+                                mln_lr=mln_lr, device=device, momentum=momentum,
+                                eval_every=eval_every or max(1, steps // CURVE_POINTS))
     say = progress or (lambda line: None)
-    data = load_dataset(dataset, Path(data_dir) if data_dir is not None else None, download, data_seed)
-    build_model(settings.model, data.input_shape, data.num_classes)  # a shape mismatch fails before any training
-    say(f"{dataset}: {data.source}")
+    data = load_source(dataset, label=label, data_dir=data_dir, download=download, data_seed=data_seed)
+    settings.build(data.input_shape, data.num_classes)  # a shape mismatch fails before any training
+    say(f"{name}: {data.source}")
     checks = {spec.label: check_loss(spec.module, data.num_classes) for spec in specs if spec.label not in BASELINES}
     warnings = [f"warning: {label}: {check.line()} (a sane loss orders confident-correct < uniform < confident-wrong)"
                 for label, check in checks.items() if not check]
     rule = {"tuned": "lr tuned per loss", "equal": f"lr {lr:g} for every loss",
             "paper": f"lr {lr:g} (MLN {mln_lr:g})"}[protocol]
-    say(f"{settings.model}, {settings.optimizer} {settings.steps} steps, batch {settings.batch_size}, "
+    say(f"{settings.model_name}, {settings.optimizer} {settings.steps} steps, batch {settings.batch_size}, "
         f"{protocol} protocol: {rule}, {torch.get_num_threads()} threads, {seeds} seeds")
     seed_list = list(range(first_seed, first_seed + seeds))
     start = time.perf_counter()
@@ -131,9 +136,10 @@ def meta_test(losses: Sequence[str], dataset: str, out_dir: str | Path, *, model
     rates = {spec.label: learning_rate(spec, settings, protocol, tuning) for spec in specs}
     records = run_meta_test(specs, data, settings, seed_list, progress=progress, rates=rates)
     seconds = time.perf_counter() - start
-    run_info = {"dataset": dataset, "data_source": data.source, "data_seed": data_seed,
+    run_info = {"dataset": name, "data_source": data.source, "data_seed": data_seed, "label": label,
+                "class_names": list(data.class_names) if data.class_names else None,
                 "losses": list(losses), "seeds": seed_list, "threads": torch.get_num_threads(),
-                "torch": torch.__version__, "seconds": round(seconds, 2), **asdict(settings),
+                "torch": torch.__version__, "seconds": round(seconds, 2), **asdict(settings), "model": settings.model_name,
                 "protocol": protocol, "learning_rates": rates, "tuning": tuning_info,
                 "mln_paths": {spec.label: spec.mln_path for spec in specs if spec.mln},
                 "loss_checks": {label: check.to_dict() for label, check in checks.items()}}

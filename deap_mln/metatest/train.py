@@ -23,19 +23,26 @@ Batch 500 and 1,000 steps on synthetic tasks follow the Adaptive-MLN paper's met
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
-from torch import nn
 
 from deap_mln.data.datasets import ClassificationData
 from deap_mln.metatest.baselines import LossSpec
-from deap_mln.seeding import generator, seed_sequence, torch_generator
-from deap_mln.training.models import MODELS, build_model
+from deap_mln.seeding import generator
+from deap_mln.training.trainer import (  # noqa: F401  (re-exported: the meta-test's trainer)
+    DEFAULT_STEPS,
+    OPTIMIZERS,
+    RunRecord,
+    TrainingSpec,
+    evaluate_accuracy,
+    evaluation_steps,
+    make_optimizer,
+    run_seed,
+    train_classifier,
+)
 
-OPTIMIZERS = ("adam", "sgd")
 PROTOCOLS = ("tuned", "equal", "paper")
 # The tuned protocol (docs/meta_test.md): starting grids on the ladder 1, 3, 10, 30, ... (about half a
 # decade a step), centred on the usual rate of each optimiser (Adam 1e-3, SGD 0.1)
@@ -46,72 +53,25 @@ VALIDATION_FRACTION = 0.2  # of the training examples, held out to score the rat
 TUNING_SEEDS = 2           # runs per rate; their mean validation accuracy decides
 TUNING_FIRST_SEED = 1_000_000  # tuning runs use seeds 1,000,000, ...: not the report's seeds, the same for every loss
 BASELINE_LR, MLN_LR, BATCH_SIZE = 1e-3, 1e-4, 500  # the paper's meta-test settings
-# Steps per data set: the paper's 1,000 on synthetic tasks; for the others, what trains
-# the default small models close to convergence in minutes on a 2-core CPU (docs/meta_test.md).
-DEFAULT_STEPS = {"synthetic-linear": 1000, "synthetic-nonlinear": 1000, "digits": 500, "mnist1d": 1000,
-                 "mnist": 500, "fashion-mnist": 1000, "cifar10": 2000}
 CURVE_POINTS = 20  # default evaluations over training, besides step 0
 WARM_UP_STEPS = 20  # untimed steps per loss before its timed runs (run_meta_test)
 
 
 @dataclass(frozen=True)
-class MetaTestSettings:
-    """How each classifier is trained; the same for every loss except the learning rate."""
+class MetaTestSettings(TrainingSpec):
+    """How each classifier is trained (:class:`~deap_mln.training.trainer.TrainingSpec`, the same
+    for every loss except the learning rate), and when its test accuracy is recorded."""
 
-    model: str
-    steps: int
-    batch_size: int = BATCH_SIZE
-    optimizer: str = "adam"
-    lr: float = BASELINE_LR          # for ce, mse, focal
+    lr: float = BASELINE_LR          # for ce, mse, focal (all losses under the equal protocol)
     mln_lr: float = MLN_LR           # for Meta-Loss Networks (saved MLN or compiled-table files)
     eval_every: int = 50             # test accuracy every this many steps (and at the end)
-    device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-        if min(self.steps, self.batch_size, self.eval_every) < 1:
-            raise ValueError("steps, batch size and eval_every must be positive")
-        if not (self.lr > 0 and self.mln_lr > 0):
+        super().__post_init__()
+        if self.eval_every < 1:
+            raise ValueError("eval_every must be positive")
+        if not self.mln_lr > 0:
             raise ValueError("learning rates must be positive")
-
-
-@dataclass
-class RunRecord:
-    """One trained classifier: test accuracy at each evaluated step."""
-
-    loss: str
-    seed: int
-    steps: list[int] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    diverged: bool = False  # the loss became NaN or infinite; training stopped there
-    seconds: float = 0.0
-
-    @property
-    def final_accuracy(self) -> float:
-        return self.accuracy[-1]
-
-
-def run_seed(seed: int) -> int:
-    """The torch seed of run ``seed`` (model initialisation, dropout)."""
-    return int(seed_sequence(seed, "meta-test-model").generate_state(1)[0])
-
-
-@torch.no_grad()
-def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str = "cpu", chunk: int = 1000) -> float:
-    """Fraction of ``x`` whose arg-max logit is the label ``y`` (model in eval mode)."""
-    model.eval()
-    correct = 0
-    for i in range(0, len(y), chunk):
-        correct += int((model(x[i:i + chunk].to(device)).argmax(dim=1) == y[i:i + chunk].to(device)).sum())
-    return correct / len(y)
-
-
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    """Adam (paper's meta-test) or plain SGD."""
-    return torch.optim.Adam(params, lr=lr) if name == "adam" else torch.optim.SGD(params, lr=lr)
 
 
 def paper_learning_rate(loss: LossSpec, settings: MetaTestSettings) -> float:
@@ -121,58 +81,11 @@ def paper_learning_rate(loss: LossSpec, settings: MetaTestSettings) -> float:
 
 def train_and_evaluate(data: ClassificationData, loss: LossSpec, seed: int, settings: MetaTestSettings,
                        lr: float | None = None) -> RunRecord:
-    """Train a fresh ``settings.model`` on ``data`` with ``loss`` for ``settings.steps`` steps.
-
-    The optimiser's rate is ``lr``, or :func:`paper_learning_rate` when it is None. Batches
-    are drawn without replacement from a permutation per epoch (the last, partial batch of an
-    epoch is dropped). The initial weights come from ``run_seed(seed)`` and the batch order
-    from ``torch_generator(seed, "meta-test-batches")``, neither from the loss nor the rate.
-    """
-    start = time.perf_counter()
-    device = settings.device
-    torch.manual_seed(run_seed(seed))
-    model = build_model(settings.model, data.input_shape, data.num_classes).to(device)
-    criterion = loss.module.to(device)
-    for p in criterion.parameters():  # an evolved loss is fixed: no gradients for its weights
-        p.requires_grad_(False)
-    optimizer = make_optimizer(settings.optimizer, model.parameters(),
-                               lr if lr is not None else paper_learning_rate(loss, settings))
-    x, y = data.x_train.to(device), data.y_train.to(device)
-    n = len(y)
-    batch = min(settings.batch_size, n)
-    batches = torch_generator(seed, "meta-test-batches")
-    order, position = torch.empty(0, dtype=torch.int64), n
-    record = RunRecord(loss.label, seed, [0], [evaluate_accuracy(model, data.x_test, data.y_test, device)])
-    for step in range(1, settings.steps + 1):
-        if position + batch > n:
-            order, position = torch.randperm(n, generator=batches).to(device), 0
-        idx = order[position:position + batch]
-        position += batch
-        model.train()
-        value = criterion(model(x[idx]), y[idx])
-        if not torch.isfinite(value):
-            record.diverged = True
-            break
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        if step % settings.eval_every == 0 or step == settings.steps:
-            record.steps.append(step)
-            record.accuracy.append(evaluate_accuracy(model, data.x_test, data.y_test, device))
-    if record.diverged:  # keep the curve's length: the weights stay where training stopped
-        final = evaluate_accuracy(model, data.x_test, data.y_test, device)
-        for step in evaluation_steps(settings.steps, settings.eval_every):
-            if step > record.steps[-1]:
-                record.steps.append(step)
-                record.accuracy.append(final)
-    record.seconds = time.perf_counter() - start
-    return record
-
-
-def evaluation_steps(steps: int, eval_every: int) -> list[int]:
-    """The steps at which test accuracy is recorded: 0, every ``eval_every``, and the last."""
-    marks = list(range(0, steps + 1, eval_every))
-    return marks if marks[-1] == steps else marks + [steps]
+    """Train a fresh ``settings.model`` on ``data`` with ``loss`` for ``settings.steps`` steps at
+    ``lr`` (:func:`paper_learning_rate` when None), test accuracy every ``settings.eval_every``
+    steps: :func:`deap_mln.training.trainer.train_classifier`, the trainer the faithful fitness uses."""
+    return train_classifier(data, loss.module, seed, settings, lr=paper_learning_rate(loss, settings) if lr is None else lr,
+                            eval_every=settings.eval_every, label=loss.label)
 
 
 def warm_up(data: ClassificationData, loss: LossSpec, settings: MetaTestSettings, steps: int = WARM_UP_STEPS) -> None:
@@ -180,13 +93,13 @@ def warm_up(data: ClassificationData, loss: LossSpec, settings: MetaTestSettings
     batch, and one evaluation of it on that batch: the one-off costs (allocations, the
     optimiser's lazy initialisation) land here, not in a timed run.
     Touches neither the test split nor any seeded stream a run uses (each run reseeds)."""
-    model = build_model(settings.model, data.input_shape, data.num_classes).to(settings.device)
+    model = settings.build(data.input_shape, data.num_classes).to(settings.device)
     criterion = loss.module.to(settings.device)
     for p in criterion.parameters():  # as in a run: the loss's own weights stay fixed
         p.requires_grad_(False)
     x = data.x_train[:settings.batch_size].to(settings.device)
     y = data.y_train[:settings.batch_size].to(settings.device)
-    optimizer = make_optimizer(settings.optimizer, model.parameters(), settings.lr)
+    optimizer = make_optimizer(settings.optimizer, model.parameters(), settings.lr, settings.momentum)
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         value = criterion(model(x), y)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from deap_mln.configs import JSONConfig, require
-from deap_mln.data.fitness_splits import SplitTrainingFields, check_fitness_source
+from deap_mln.data.fitness_splits import check_fitness_source
 from deap_mln.taylor.loss import PARAMETERS
+from deap_mln.training.splits import SplitTrainingFields
 
 # theta_0 = theta_1 = 0, theta_3 = -2, theta_5 = 2: squared error up to a constant (taylor/loss.py),
 # a trainable start, so the first generation is not mostly rejected
@@ -30,6 +31,7 @@ class TaylorConfig(SplitTrainingFields, JSONConfig):
     def validate(self) -> TaylorConfig:
         """Raise ValueError naming the first field that is out of range."""
         check_fitness_source(self.dataset)
+        self.validate_training()
         for name in ("generations", "steps", "batch_size"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         require(self.hidden >= 0, f"hidden must be non-negative, got {self.hidden}")

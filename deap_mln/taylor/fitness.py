@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deap_mln.data.fitness_splits import SplitTraining, load_fitness_data, split_accuracy
+from deap_mln.data.fitness_splits import load_fitness_data
 from deap_mln.loss_check import LossCheck, check_loss
 from deap_mln.taylor.loss import TaylorGLOLoss
+from deap_mln.training.splits import SplitTraining, split_accuracy
 
 REJECTED_ACCURACY = 0.0    # fitness of a vector that fails the invariant check or diverges
 

@@ -1,8 +1,9 @@
 """The splits the GP and TaylorGLO searches score on: sizes, determinism, the test part kept apart."""
 import torch
 
-from deap_mln.data.fitness_splits import SplitTraining, load_fitness_data, split_accuracy
+from deap_mln.data.fitness_splits import load_fitness_data
 from deap_mln.metatest.baselines import baseline_loss
+from deap_mln.training.splits import SplitTraining, split_accuracy
 
 
 def test_digits_split_sizes_are_those_gp_runs_have_always_used():

@@ -1,6 +1,5 @@
 """Meta-tasks from a data set: resampled splits of the search part; the test part is never read."""
 import numpy as np
-import pytest
 import torch
 
 from deap_mln.cli import main
@@ -64,7 +63,7 @@ def test_no_meta_task_reads_the_test_part(tmp_path):
 def test_digits_tasks_come_from_the_meta_test_training_split_only():
     data, meta_test = load_task_data("digits"), load_digits_data(0)
     assert len(data.y_train) + len(data.y_holdout) == len(meta_test.y_train) == 1347
-    assert sorted((data.y_train.tolist() + data.y_holdout.tolist())) == sorted(meta_test.y_train.tolist())
+    assert sorted(data.y_train.tolist() + data.y_holdout.tolist()) == sorted(meta_test.y_train.tolist())
     task = make_data_task(data, 0, "data-task", 3, 1, 2000, 2000)
     assert len(task.split.y_train) == 809 and len(task.split.y_eval) == 269
     train = {tuple(row) for row in data.x_train.numpy().round(4).tolist()}

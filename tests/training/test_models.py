@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from deap_mln.cli import main
-from deap_mln.metatest.models import MODELS, build_model
+from deap_mln.training.models import MODELS, build_model
 
 FITS = [
     ("perceptron", (5,)), ("perceptron", (1, 8, 8)), ("mlp3", (40,)), ("mlp3", (3, 32, 32)),
