@@ -1,0 +1,165 @@
+"""How a GP or TaylorGLO search scores a candidate loss: a brief training on the fitness splits of
+:mod:`deap_mln.data.fitness_splits`, or the user's own training shortened (the faithful fitness).
+
+``fitness_training`` chooses:
+
+- ``brief`` (today's default): an MLP with ``hidden`` units trained by Adam at ``lr`` for
+  ``steps`` steps of ``batch_size`` on the fitness split, scored on its validation part
+  (:func:`deap_mln.data.brief_training.train_and_score`); bit for bit what the wings always did;
+- ``faithful``: the user's :class:`~deap_mln.training.trainer.TrainingSpec` (``model``,
+  ``optimizer``, ``momentum``, ``spec_steps``, ``spec_batch_size``, ``spec_lr``, ``device``)
+  trained for ``fraction`` of its steps on ``fitness_splits`` resampled splits of the data's
+  training part, each candidate at its own rate by ``rates``
+  (:func:`deap_mln.training.fitness.faithful_fitness`).
+
+Either way the data's test part is never read by a search (only ``final`` scores, which a
+benchmark asks for, train on train + validation and score on it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from deap_mln.data.brief_training import BriefTraining, Split, module_logit_gradient, train_and_score
+from deap_mln.data.fitness_splits import load_fitness_data
+from deap_mln.data.source import load_source
+from deap_mln.io import CONFIG_FILE
+from deap_mln.parallel import DispatchOptions, resolve_backend, single_thread
+from deap_mln.seeding import seed_sequence
+from deap_mln.training.fitness import RATE_CHOICES, FaithfulFitness, faithful_fitness
+from deap_mln.training.trainer import OPTIMIZERS, SGD_MOMENTUM, TrainingSpec, default_steps
+
+TRAININGS = ("brief", "faithful")
+
+
+@dataclass(frozen=True)
+class SplitTraining:
+    """How a search scores a candidate loss; the same for every candidate of a run."""
+
+    dataset: str = "digits"
+    data_seed: int = 0
+    data_label: str = ""     # a CSV source's label column ("": the last)
+    seed: int = 0            # the run seed: fixes initial weights and batch order
+    # the brief training
+    hidden: int = 32         # MLP hidden units; 0 means logistic regression
+    steps: int = 100
+    batch_size: int = 64
+    lr: float = 0.01         # Adam
+    stream: str = "gp"       # names the seed streams "<stream>-classifier" and "<stream>-batches"
+    # the faithful fitness: the user's spec, shortened
+    fitness_training: str = "brief"
+    model: str = "mlp3"
+    optimizer: str = "adam"
+    momentum: float = SGD_MOMENTUM
+    spec_steps: int = 0      # 0: the data set's meta-test steps
+    spec_batch_size: int = 500
+    spec_lr: float = 1e-3
+    fraction: float = 0.1
+    fitness_splits: int = 1
+    rates: str = "fixed"
+    device: str = "cpu"
+
+    def spec(self) -> TrainingSpec:
+        return TrainingSpec(model=self.model, steps=self.spec_steps or default_steps(self.dataset),
+                            batch_size=self.spec_batch_size, optimizer=self.optimizer, lr=self.spec_lr,
+                            momentum=self.momentum, device=self.device)
+
+    def faithful(self) -> FaithfulFitness:
+        return FaithfulFitness(fraction=self.fraction, splits=self.fitness_splits, rates=self.rates)
+
+
+def split_accuracy(loss: nn.Module, settings: SplitTraining, final: bool = False) -> float:
+    """The fitness of ``loss`` (module docstring); NaN if the loss diverged. Under the brief
+    training, ``final`` trains on train + validation and scores on the test part. Torch runs on
+    one thread."""
+    if settings.fitness_training == "faithful":
+        if final:
+            raise ValueError("the faithful fitness has no final score: meta-test the loss instead")
+        source = load_source(settings.dataset, label=settings.data_label or None, data_seed=settings.data_seed)
+        with single_thread():
+            return faithful_fitness(loss, source, settings.spec(), settings.faithful(),
+                                    seed=int(seed_sequence(settings.seed, f"{settings.stream}-faithful")
+                                             .generate_state(1)[0]), data_seed=settings.data_seed)
+    data = load_fitness_data(settings.dataset, settings.data_seed, settings.data_label)
+    x, y = data.x_train, data.y_train
+    if final:
+        x, y = torch.cat([x, data.x_val]), torch.cat([y, data.y_val])
+        split = Split(x, y, data.x_test, data.y_test, data.num_classes)
+    else:
+        split = Split(x, y, data.x_val, data.y_val, data.num_classes)
+    training = BriefTraining(
+        hidden=settings.hidden, steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
+        optimizer="adam",
+        init_seed=int(seed_sequence(settings.seed, f"{settings.stream}-classifier").generate_state(1)[0]),
+        batch_seed=int(seed_sequence(settings.seed, f"{settings.stream}-batches").generate_state(1)[0]))
+    with single_thread():
+        return float(train_and_score(module_logit_gradient(loss), split, 1, training)[0])
+
+
+@dataclass
+class SplitTrainingFields:
+    """The config fields of :class:`SplitTraining`, shared by the GP and TaylorGLO configs."""
+
+    TRAINING_STREAM = "gp"   # class attribute, not a field: the wing's seed-stream name
+
+    seed: int = 0            # the run seed
+    # fitness data: digits, mnist1d, synthetic or any data source (csv:PATH, npz:PATH, mnist, ...)
+    dataset: str = "digits"
+    data_seed: int = 0
+    data_label: str = ""     # a CSV source's label column ("": the last)
+    # the brief training (fitness_training "brief")
+    hidden: int = 32
+    steps: int = 100
+    batch_size: int = 64
+    lr: float = 0.01
+    # the faithful fitness (fitness_training "faithful"): the user's spec, shortened
+    fitness_training: str = "brief"
+    model: str = "mlp3"
+    optimizer: str = "adam"
+    momentum: float = SGD_MOMENTUM
+    spec_steps: int = 0
+    spec_batch_size: int = 500
+    spec_lr: float = 1e-3
+    fraction: float = 0.1
+    fitness_splits: int = 1
+    rates: str = "fixed"
+    device: str = "cpu"
+
+    def training(self) -> SplitTraining:
+        return SplitTraining(**{name: getattr(self, name) for name in SPLIT_TRAINING_FIELDS},
+                             stream=self.TRAINING_STREAM)
+
+    def validate_training(self) -> None:
+        """Raise ValueError for a bad fitness-training field."""
+        if self.fitness_training not in TRAININGS:
+            raise ValueError(f"fitness_training must be one of {TRAININGS}, got {self.fitness_training!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.rates not in RATE_CHOICES:
+            raise ValueError(f"rates must be one of {RATE_CHOICES}, got {self.rates!r}")
+        if self.fitness_training == "faithful":
+            self.training().spec()      # checks the model, momentum and device
+            self.training().faithful()  # checks fraction and splits
+
+
+SPLIT_TRAINING_FIELDS = tuple(name for name in SplitTraining.__dataclass_fields__ if name != "stream")
+
+
+def open_split_run(config: Any, out_dir: str | Path, backend: str | DispatchOptions, workers: int,
+                   taken_hint: str = "choose another --out") -> Path:
+    """Start the run directory of a search scored on these splits (GP, TaylorGLO): refuse a bad
+    ``config``, a directory that already holds a run (``taken_hint`` says what to do), an
+    unknown backend or missing data before anything is written; then create it and save the config."""
+    out = Path(out_dir)
+    config.validate()
+    if (out / CONFIG_FILE).exists():
+        raise FileExistsError(f"{out} already holds a run; {taken_hint}")
+    resolve_backend(backend, workers)
+    load_fitness_data(config.dataset, config.data_seed, config.data_label)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / CONFIG_FILE)
+    return out
