@@ -36,7 +36,7 @@ class GPConfig(SplitTrainingFields, JSONConfig):
         """Raise ValueError naming the first field that is out of range."""
         require(self.algorithm in GP_ALGORITHMS, f"algorithm must be one of {GP_ALGORITHMS}, got {self.algorithm!r}")
         check_fitness_source(self.dataset)
-        self.validate_training()
+        self.validate_training(self.dataset)
         for name in ("population", "tournament_size", "top_n", "init_min_height", "max_height", "steps", "batch_size"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("generations", "max_evaluations", "elite", "mutation_max_height", "hidden"):

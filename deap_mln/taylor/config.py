@@ -31,7 +31,7 @@ class TaylorConfig(SplitTrainingFields, JSONConfig):
     def validate(self) -> TaylorConfig:
         """Raise ValueError naming the first field that is out of range."""
         check_fitness_source(self.dataset)
-        self.validate_training()
+        self.validate_training(self.dataset)
         for name in ("generations", "steps", "batch_size"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         require(self.hidden >= 0, f"hidden must be non-negative, got {self.hidden}")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deap_mln.data.fitness_splits import load_fitness_data, open_split_run
+from deap_mln.data.fitness_splits import load_fitness_data
 from deap_mln.io import (
     BEST_LOSS_FILE,
     CONFIG_FILE,
@@ -37,6 +37,7 @@ from deap_mln.taylor.config import TaylorConfig
 from deap_mln.taylor.fitness import evaluate_parameters
 from deap_mln.taylor.loss import loss_record
 from deap_mln.taylor.search import TaylorSearch, run_taylor_search
+from deap_mln.training.splits import open_split_run
 from deap_mln.version import __version__
 
 Progress = Callable[[str], None] | None

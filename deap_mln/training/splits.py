@@ -31,7 +31,7 @@ from deap_mln.io import CONFIG_FILE
 from deap_mln.parallel import DispatchOptions, resolve_backend, single_thread
 from deap_mln.seeding import seed_sequence
 from deap_mln.training.fitness import RATE_CHOICES, FaithfulFitness, faithful_fitness
-from deap_mln.training.trainer import OPTIMIZERS, SGD_MOMENTUM, TrainingSpec, default_steps
+from deap_mln.training.trainer import SGD_MOMENTUM, TrainingSpec, default_steps
 
 TRAININGS = ("brief", "faithful")
 
@@ -64,9 +64,7 @@ class SplitTraining:
     device: str = "cpu"
 
     def spec(self) -> TrainingSpec:
-        return TrainingSpec(model=self.model, steps=self.spec_steps or default_steps(self.dataset),
-                            batch_size=self.spec_batch_size, optimizer=self.optimizer, lr=self.spec_lr,
-                            momentum=self.momentum, device=self.device)
+        return FaithfulFields(**{name: getattr(self, name) for name in FAITHFUL_FIELDS}).training_spec(self.dataset)
 
     def faithful(self) -> FaithfulFitness:
         return FaithfulFitness(fraction=self.fraction, splits=self.fitness_splits, rates=self.rates)
@@ -100,8 +98,49 @@ def split_accuracy(loss: nn.Module, settings: SplitTraining, final: bool = False
         return float(train_and_score(module_logit_gradient(loss), split, 1, training)[0])
 
 
+FAITHFUL_FIELDS = ("fitness_training", "model", "optimizer", "momentum", "spec_steps", "spec_batch_size", "spec_lr",
+                   "fraction", "fitness_splits", "rates", "device")
+
+
 @dataclass
-class SplitTrainingFields:
+class FaithfulFields:
+    """The config fields of the faithful fitness (every family's config has them)."""
+
+    # brief: the wing's own brief training; faithful: the user's spec below, shortened
+    fitness_training: str = "brief"
+    model: str = "mlp3"            # the spec's model: perceptron, mlp3, lenet, resnet18, vgg16
+    optimizer: str = "adam"        # adam, or sgd with momentum
+    momentum: float = SGD_MOMENTUM
+    spec_steps: int = 0            # the spec's steps (0: the data set's meta-test steps)
+    spec_batch_size: int = 500
+    spec_lr: float = 1e-3          # the spec's rate (the user's, or CE's tuned rate)
+    fraction: float = 0.1          # of the spec's steps a candidate trains
+    fitness_splits: int = 1        # resampled train / validation splits of the training part
+    rates: str = "fixed"           # fixed, search (best of 3 neighbouring rates) or normalised (CE's gradient scale)
+    device: str = "cpu"            # where candidates train: cpu, cuda, cuda:N, mps
+
+    def training_spec(self, source: str) -> TrainingSpec:
+        return TrainingSpec(model=self.model, steps=self.spec_steps or default_steps(source),
+                            batch_size=self.spec_batch_size, optimizer=self.optimizer, lr=self.spec_lr,
+                            momentum=self.momentum, device=self.device)
+
+    def faithful(self) -> FaithfulFitness:
+        return FaithfulFitness(fraction=self.fraction, splits=self.fitness_splits, rates=self.rates)
+
+    def validate_training(self, source: str) -> None:
+        """Raise ValueError for a bad faithful-fitness field (the spec is checked when it is used)."""
+        if self.fitness_training not in TRAININGS:
+            raise ValueError(f"fitness_training must be one of {TRAININGS}, got {self.fitness_training!r}")
+        if self.rates not in RATE_CHOICES:
+            raise ValueError(f"rates must be one of {RATE_CHOICES}, got {self.rates!r}")
+        if self.spec_steps < 0:
+            raise ValueError(f"spec_steps must be non-negative, got {self.spec_steps}")
+        self.training_spec(source)  # the model, optimizer, momentum, sizes, rate and device
+        self.faithful()             # fraction and splits
+
+
+@dataclass
+class SplitTrainingFields(FaithfulFields):
     """The config fields of :class:`SplitTraining`, shared by the GP and TaylorGLO configs."""
 
     TRAINING_STREAM = "gp"   # class attribute, not a field: the wing's seed-stream name
@@ -116,34 +155,10 @@ class SplitTrainingFields:
     steps: int = 100
     batch_size: int = 64
     lr: float = 0.01
-    # the faithful fitness (fitness_training "faithful"): the user's spec, shortened
-    fitness_training: str = "brief"
-    model: str = "mlp3"
-    optimizer: str = "adam"
-    momentum: float = SGD_MOMENTUM
-    spec_steps: int = 0
-    spec_batch_size: int = 500
-    spec_lr: float = 1e-3
-    fraction: float = 0.1
-    fitness_splits: int = 1
-    rates: str = "fixed"
-    device: str = "cpu"
 
     def training(self) -> SplitTraining:
         return SplitTraining(**{name: getattr(self, name) for name in SPLIT_TRAINING_FIELDS},
                              stream=self.TRAINING_STREAM)
-
-    def validate_training(self) -> None:
-        """Raise ValueError for a bad fitness-training field."""
-        if self.fitness_training not in TRAININGS:
-            raise ValueError(f"fitness_training must be one of {TRAININGS}, got {self.fitness_training!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.rates not in RATE_CHOICES:
-            raise ValueError(f"rates must be one of {RATE_CHOICES}, got {self.rates!r}")
-        if self.fitness_training == "faithful":
-            self.training().spec()      # checks the model, momentum and device
-            self.training().faithful()  # checks fraction and splits
 
 
 SPLIT_TRAINING_FIELDS = tuple(name for name in SplitTraining.__dataclass_fields__ if name != "stream")
