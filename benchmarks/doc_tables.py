@@ -91,7 +91,7 @@ class MarkdownTable:
                headers: Mapping[str, str] | None = None) -> MarkdownTable:
         """A view of the table: ``columns`` by header, in that order; ``rows`` by their first
         cell, in that order (each must exist); ``where``: rows whose named columns hold these
-        values; ``labels`` renames first cells and ``headers`` column names. Cells are not changed."""
+        values; ``labels`` renames rows (their first cell) and ``headers`` columns. No number is changed."""
         body = [r for r in self.rows if all(r[self.column(c)] == v for c, v in (where or {}).items())]
         if rows is not None:
             first = {r[0]: r for r in body}
@@ -99,10 +99,10 @@ class MarkdownTable:
             if missing:
                 raise KeyError(f"no row {missing[0]!r}; the table has {list(first)}")
             body = [first[name] for name in rows]
-        index = [self.column(c) for c in columns] if columns is not None else list(range(len(self.header)))
-        body = [[r[i] for i in index] for r in body]
         if labels:
             body = [[labels.get(r[0], r[0]), *r[1:]] for r in body]
+        index = [self.column(c) for c in columns] if columns is not None else list(range(len(self.header)))
+        body = [[r[i] for i in index] for r in body]
         header = [(headers or {}).get(self.header[i], self.header[i]) for i in index]
         return replace(self, header=header, align=[self.align[i] for i in index], rows=body)
 
@@ -115,7 +115,8 @@ def nth_table(text: str, index: int, what: str) -> MarkdownTable:
 
 
 def relative(path: Path) -> str:
-    return path.relative_to(REPO_ROOT).as_posix()
+    """``path`` relative to the repository root where it lies inside it."""
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 # ------------------------------------------------------------------------------ what a table is made from
@@ -456,8 +457,7 @@ def check_docs(paths: Iterable[Path], tables: Mapping[str, DocTable] = TABLES) -
     a table of numbers that is neither generated nor marked. Empty: the docs are up to date."""
     problems = []
     for path in paths:
-        name = path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
-        text = path.read_text()
+        name, text = relative(path), path.read_text()
         try:
             _, changed = regenerate(text, tables)
         except KeyError as error:
