@@ -241,7 +241,7 @@ def paired_text(summary: Any) -> str:
     """A loss's difference from CE and its sign-flip p, or why there is no test."""
     c = summary.comparison
     if c.p_value != c.p_value:  # nan: too few seeds
-        return f"{c.mean_difference:+.4f}, no test possible ({c.n} seeds: no p below {c.min_p_value:.2g})"
+        return f"{c.mean_difference:+.4f}, no test possible ({c.n} seeds)"
     return f"{c.mean_difference:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}], p = {c.p_value:.3g}"
 
 
