@@ -134,7 +134,9 @@ def mln_trainings(run_dir: Path) -> dict[str, int]:
 
 def gp_trainings(run_dir: Path) -> dict[str, int]:
     """A GP run's trainings: one row of ``evaluations.csv`` per classifier trained (children that
-    fail the functional check and trees served from the fitness cache have none)."""
+    fail the functional check and trees served from the fitness cache have none). One training
+    per evaluation, as under the league's brief fitness (and TaylorGLO's below); a faithful
+    fitness over several splits or with a rate search trains more per evaluation."""
     return dict(fitness=len(harness.read_csv_rows(run_dir / EVALUATIONS_FILE)))
 
 
@@ -482,25 +484,28 @@ def job_seconds(jobs: Sequence[dict]) -> float:
 
 
 def job_commits(jobs: Sequence[dict]) -> list[dict]:
-    """The commits whose code ran the jobs: each with its number of jobs and the uncommitted
-    changes any of them ran with (``git status --porcelain`` lines); None: not recorded (older jobs)."""
+    """The commits whose code ran the jobs, most jobs first: each with its number of jobs, how many
+    of them ran with uncommitted changes and which (``git status --porcelain`` lines, all of them
+    together); commit None: not recorded (jobs of older code)."""
     commits: dict[str | None, dict] = {}
     for job in jobs:
-        entry = commits.setdefault(job.get("git_commit"), dict(git_commit=job.get("git_commit"), jobs=0, git_dirty=set()))
+        entry = commits.setdefault(job.get("git_commit"), dict(git_commit=job.get("git_commit"), jobs=0,
+                                                                dirty_jobs=0, git_dirty=set()))
         entry["jobs"] += 1
+        entry["dirty_jobs"] += bool(job.get("git_dirty"))
         entry["git_dirty"] |= set(job.get("git_dirty") or [])
     return [dict(entry, git_dirty=sorted(entry["git_dirty"]))
             for entry in sorted(commits.values(), key=lambda e: -e["jobs"])]
 
 
 def commits_line(commits: list[dict]) -> str:
-    """One sentence: which code ran the jobs."""
+    """One sentence: which code ran the jobs (the changed files are in ``league.json``)."""
     def one(entry: dict) -> str:
         name = f"commit {entry['git_commit'][:10]}" if entry["git_commit"] else "code not recorded"
-        dirty = f", with uncommitted changes to {', '.join(line[3:] for line in entry['git_dirty'])}" \
-            if entry["git_dirty"] else ""
+        dirty = f", {entry['dirty_jobs']} with uncommitted changes" if entry["dirty_jobs"] else ""
         return f"{name} ({entry['jobs']} jobs{dirty})"
-    return "Jobs ran at " + "; ".join(one(e) for e in commits) + "."
+    changed = " (the changed files are listed in league.json)" if any(e["dirty_jobs"] for e in commits) else ""
+    return "Jobs ran at " + "; ".join(one(e) for e in commits) + changed + "."
 
 
 def proxy_agreement(rows: list[dict]) -> float:

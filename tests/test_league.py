@@ -156,8 +156,9 @@ def test_commits_that_ran_the_jobs(league):
     commits = league.job_commits(hand_made_jobs() + [proxy("ce", [0])])  # proxies here carry no commit
     assert [(c["git_commit"], c["jobs"]) for c in commits] == [(None, 13), ("a" * 40, 12), ("b" * 40, 10)]
     assert commits[2]["git_dirty"] == [" M deap_mln/stats.py"] and commits[1]["git_dirty"] == []
+    assert [c["dirty_jobs"] for c in commits] == [0, 0, 10]
     line = league.commits_line(commits)
-    assert "commit aaaaaaaaaa (12 jobs)" in line and "uncommitted changes to deap_mln/stats.py" in line
+    assert "commit aaaaaaaaaa (12 jobs)" in line and "commit bbbbbbbbbb (10 jobs, 10 with uncommitted changes)" in line
     assert "code not recorded (13 jobs)" in line
 
 
