@@ -262,7 +262,9 @@ def meta_test_job(row: str, loss: str, dataset: str, seeds: list[int], out: Path
                        protocol="tuned", threads=1)
     (label, lr), = result.run_info["learning_rates"].items()
     search = result.run_info.get("tuning", {}).get("per_loss", {}).get(label, {})
-    facts = dict(identity, label=label, lr=lr, at_edge=bool(search.get("at_edge", False)), warmed_up=True,
+    check = result.run_info.get("loss_checks", {}).get(label, {})  # a reference loss is not checked
+    facts = dict(identity, label=label, lr=lr, at_edge=bool(search.get("at_edge", False)),
+                 check_failed=not check.get("ok", True), warmed_up=True,
                  accuracy={str(r.seed): r.final_accuracy for r in result.records},
                  seconds_per_run=statistics.mean(r.seconds for r in result.records),
                  warnings=result.warnings, seconds=round(result.seconds, 2), **code)
@@ -363,6 +365,8 @@ def league_tables(jobs: Sequence[dict], datasets: Sequence[str], references: Seq
                                         / sum(len(j["seeds"]) for j in tested)),
                        warmed_up=all(j.get("warmed_up", False) for j in tested),
                        rate_searches=len(tested), at_edge=sum(bool(j.get("at_edge", False)) for j in tested),
+                       # older jobs' only warnings were the K-class check's
+                       check_failed=any(j.get("check_failed", bool(j["warnings"])) for j in tested),
                        warnings=sorted({w for j in tested for w in j["warnings"]}),
                        brief_validation=_by_seed(brief, "validation", seeds), brief_test=_by_seed(brief, "test", seeds),
                        trainings=None, trainings_by_kind=None, evolution_cpu_seconds=None)
@@ -398,7 +402,7 @@ def _number(value: float | None, fmt: str) -> str:
 def _row_name(row: dict) -> str:
     """The row's name with its marks: (!) a loss flagged by the K-class check, (edge) a rate search
     that ended at an edge of its grid (of k / n searches when the row had several)."""
-    marks = " (!)" if row["warnings"] else ""
+    marks = " (!)" if row.get("check_failed", bool(row["warnings"])) else ""  # older tables: warnings
     if row.get("at_edge"):
         searches = row.get("rate_searches", 1)
         marks += " (edge)" if searches == 1 else f" (edge {row['at_edge']}/{searches})"

@@ -39,7 +39,8 @@ def accuracy(name: str, seed: int) -> float:
 def meta_test(row: str, seeds: list[int], **extra) -> dict:
     facts = dict(job="meta-test", row=row, loss=row, dataset="digits", seeds=seeds, lr=1e-3,
                  accuracy={str(s): accuracy(row, s) for s in reversed(seeds)}, seconds_per_run=1.0 + seeds[0],
-                 warnings=[], seconds=10.0, at_edge=False, warmed_up=True, git_commit="a" * 40, git_dirty=[])
+                 warnings=[], seconds=10.0, at_edge=False, check_failed=False, warmed_up=True, git_commit="a" * 40,
+                 git_dirty=[])
     return facts | extra
 
 
@@ -61,7 +62,9 @@ def hand_made_jobs() -> list[dict]:
     for s in SEEDS:
         jobs += [evolution("gp", s, dict(fitness=600 - s)),
                  evolution("mln-universal", s, dict(fitness=552, validation=40 + s, update=264)),
-                 meta_test("gp", [s], at_edge=s == 3), meta_test("mln-universal", [s]),
+                 meta_test("gp", [s], at_edge=s == 3, warnings=["warning: gp: rate at an edge"] if s == 3 else []),
+                 meta_test("mln-universal", [s], check_failed=s == 0,
+                           warnings=["warning: mln-universal: 10-class check FAILED"] if s == 0 else []),
                  proxy("gp", [s]), proxy("mln-universal", [s])]
     return jobs
 
@@ -146,7 +149,7 @@ def test_markdown_table_holds_every_row_with_its_marks(league):
     text = league.markdown_table(rows, len(SEEDS))
     lines = text.splitlines()
     assert len(lines) == 2 + 4
-    for name in ("| ce |", "| ls (edge) |", "| gp (edge 1/5) |", "| mln-universal |"):
+    for name in ("| ce |", "| ls (edge) |", "| gp (edge 1/5) |", "| mln-universal (!) |"):
         assert sum(line.startswith(name) for line in lines) == 1, name
     assert "| 858 (264 upd.) |" in text and "| 598 |" in text
     assert "wins / losses of 5" in lines[0]
