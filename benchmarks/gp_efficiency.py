@@ -37,7 +37,7 @@ import harness
 import numpy as np
 
 from deap_mln.gp.config import GP_ALGORITHMS, GPConfig
-from deap_mln.gp.fitness import best_so_far, evaluate_expression, first_reaching, load_fitness_data, test_accuracy
+from deap_mln.gp.fitness import best_so_far, evaluate_expression, first_reaching, fitness_data_of, test_accuracy
 from deap_mln.gp.search import best_of, run_search
 from deap_mln.gp.tree import KNOWN_LOSSES, check_tree, infix_formula, parse_expression
 from deap_mln.io import read_json, write_json
@@ -64,7 +64,7 @@ def run_job(algorithm: str, seed: int, args: argparse.Namespace) -> dict:
     """One GP run; everything the report needs, as plain JSON values."""
     config = job_config(algorithm, seed, args)
     settings = config.training()
-    load_fitness_data(config.dataset, config.data_seed)
+    fitness_data_of(config)
     evaluate_expression(KNOWN_LOSSES["squared_error"], dataclasses.replace(settings, steps=2))  # warm up torch/Adam
     known = {name: evaluate_expression(e, settings) for name, e in KNOWN_LOSSES.items()}  # not counted
     level = max(known.values())

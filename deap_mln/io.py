@@ -28,6 +28,7 @@ EVALUATIONS_FILE = "evaluations.csv"     # GP runs: every classifier trained
 FORMULA_FILE = "best_formula.txt"        # GP runs
 RESULT_FILE = "result.json"              # a finished job of `deap-mln bench`
 SCORES_FILE = "scores.json"              # MLN runs: validation and test scores of the kept loss
+DATA_FILE = "data.json"                  # GP and TaylorGLO runs: the data source, its class names, what the search read
 
 
 @contextlib.contextmanager

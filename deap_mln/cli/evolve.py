@@ -7,6 +7,7 @@ from pathlib import Path
 from deap_mln.cli.argtypes import UsageError, comma_separated, non_negative_int, positive_float, positive_int
 from deap_mln.cli.backend_flags import add_backend_arguments, dispatch_from_args
 from deap_mln.cli.data_flags import add_data_arguments
+from deap_mln.cli.training_flags import TRAINING_FLAG_NAMES, add_training_arguments, training_overrides
 from deap_mln.data.brief_training import MEASURES, OPTIMIZERS
 from deap_mln.data.synthetic import MAX_CLASSES
 from deap_mln.mln.config import (
@@ -103,6 +104,7 @@ def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) ->
     ranking.add_argument("--regimes", type=comma_separated(float, "0.4,0.3,0.15,0.15"),
                          help="weights of confident-correct, boundary, confident-wrong, near-uniform predictions")
     ranking.add_argument("--error", choices=EDL_ERRORS, help="error measure the loss must rank like")
+    add_training_arguments(ev)
     run = ev.add_argument_group("run")
     add_backend_arguments(run)
     run.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -120,6 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> EvolutionConfig:
     """The preset (or --config file) with the flags' overrides, validated."""
     overrides = {field: getattr(args, flag) for flag, field in OVERRIDES.items() if getattr(args, flag) is not None}
+    overrides |= training_overrides(args)
     if args.population is not None:
         if args.population % 2 or args.mu is not None or args.lambda_ is not None:
             raise UsageError("--population must be even and not combined with --mu/--lambda")
@@ -149,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
     say = None if args.quiet else print
     if args.resume:
-        flags = [*OVERRIDES, "population", "seed", "preset", "config"]
+        flags = [*OVERRIDES, *TRAINING_FLAG_NAMES, "population", "seed", "preset", "config"]
         given = [f"--{flag.rstrip('_').replace('_', '-')}" for flag in flags if getattr(args, flag) is not None]
         if given:
             raise UsageError(f"--resume continues the run with its own config.json; drop {' '.join(given)}")

@@ -7,6 +7,7 @@ from pathlib import Path
 from deap_mln.cli.argtypes import UsageError, non_negative_int, positive_int
 from deap_mln.cli.backend_flags import add_backend_arguments, dispatch_from_args
 from deap_mln.cli.data_flags import add_data_arguments
+from deap_mln.cli.training_flags import TRAINING_FLAG_NAMES, add_training_arguments, training_overrides
 from deap_mln.gp.config import GP_ALGORITHMS, GP_PRESETS, gp_preset
 
 GP_OVERRIDES = ("population", "generations", "max_evaluations", "tournament_size", "top_n", "steps", "data_seed")
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, help="training steps per fitness evaluation")
     p.add_argument("--no-known-losses", action="store_true", help="start from random trees only")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_training_arguments(p)
     add_backend_arguments(p)
     p.set_defaults(handler=run)
 
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     say = None if args.quiet else print
     if args.resume:
-        settings = ("preset", "algorithm", "data", "label", "seed", *GP_OVERRIDES)
+        settings = ("preset", "algorithm", "data", "label", "seed", *GP_OVERRIDES, *TRAINING_FLAG_NAMES)
         given = [f"--{name.replace('_', '-')}" for name in settings if getattr(args, name) is not None]
         given += ["--no-known-losses"] if args.no_known_losses else []
         if given:
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         overrides = {name: getattr(args, name) for name in GP_OVERRIDES if getattr(args, name) is not None}
         config = gp_preset(args.preset or "quick", algorithm=args.algorithm or "efficiency",
                            dataset=args.data or "digits", data_label=args.label or "", seed=args.seed or 0,
-                           seed_known_losses=not args.no_known_losses, **overrides)
+                           seed_known_losses=not args.no_known_losses, **overrides, **training_overrides(args))
         result = evolve_gp(config, args.out, backend=dispatch_from_args(args), progress=say)
     print(f"best formula: f(y, p) = {result.formula}   [loss = mean_n sum_k f]")
     print(f"validation accuracy {result.best_fitness:.4f} after {result.state.generation} generations, "

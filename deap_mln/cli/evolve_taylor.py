@@ -6,11 +6,13 @@ from pathlib import Path
 
 from deap_mln.cli.argtypes import UsageError, positive_int
 from deap_mln.cli.backend_flags import add_backend_arguments, dispatch_from_args
-from deap_mln.data.fitness_splits import FITNESS_DATASETS
+from deap_mln.cli.data_flags import add_data_arguments
+from deap_mln.cli.training_flags import TRAINING_FLAG_NAMES, add_training_arguments, training_overrides
 from deap_mln.taylor.config import TAYLOR_PRESETS, taylor_preset
 
 TAYLOR_OVERRIDES = ("generations", "lambda_", "sigma", "steps", "data_seed")
-TAYLOR_SETTINGS = ("preset", "dataset", "seed", *TAYLOR_OVERRIDES)   # flags a --resume refuses: the run has its config
+# flags a --resume refuses: the run has its config
+TAYLOR_SETTINGS = ("preset", "data", "label", "seed", *TAYLOR_OVERRIDES, *TRAINING_FLAG_NAMES)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,14 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="run directory to write (or resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--preset", choices=sorted(TAYLOR_PRESETS), help="base settings (default: quick)")
-    p.add_argument("--dataset", choices=FITNESS_DATASETS, help="fitness data (default: digits)")
+    add_data_arguments(p, "--dataset", default_help=", or synthetic (a binary linear task); default digits")
     p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--data-seed", type=int, help="fixes the data splits (default 0)")
     p.add_argument("--generations", type=positive_int)
     p.add_argument("--lambda", dest="lambda_", type=positive_int, help="CMA-ES offspring per generation")
     p.add_argument("--sigma", type=float, help="initial CMA-ES step size")
-    p.add_argument("--steps", type=positive_int, help="training steps per fitness evaluation")
+    p.add_argument("--steps", type=positive_int, help="steps of the brief training per fitness evaluation")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_training_arguments(p)
     add_backend_arguments(p)
     p.set_defaults(handler=run)
 
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         result = resume_taylor(args.out, backend=dispatch_from_args(args), progress=say)
     else:
         overrides = {name: getattr(args, name) for name in TAYLOR_OVERRIDES if getattr(args, name) is not None}
-        config = taylor_preset(args.preset or "quick", dataset=args.dataset or "digits", seed=args.seed or 0, **overrides)
+        config = taylor_preset(args.preset or "quick", dataset=args.data or "digits", data_label=args.label or "",
+                               seed=args.seed or 0, **overrides, **training_overrides(args))
         result = evolve_taylor(config, args.out, backend=dispatch_from_args(args), progress=say)
     print(f"best theta: {', '.join(f'{v:.4g}' for v in result.best)}")
     print(f"validation accuracy {result.best_fitness:.4f} after {len(result.search.logbook)} generations, "

@@ -5,7 +5,8 @@ import argparse
 from pathlib import Path
 
 from deap_mln.cli.argtypes import UsageError, positive_float, positive_int
-from deap_mln.data.datasets import DATASETS
+from deap_mln.cli.data_flags import add_data_arguments
+from deap_mln.cli.training_flags import add_device_argument
 from deap_mln.metatest.baselines import ALIASES, BASELINES, LABEL_SMOOTHING
 from deap_mln.metatest.train import (
     BASELINE_LR,
@@ -19,6 +20,7 @@ from deap_mln.metatest.train import (
     TUNING_SEEDS,
 )
 from deap_mln.training.models import MODELS
+from deap_mln.training.trainer import SGD_MOMENTUM
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          f"CE with label smoothing {LABEL_SMOOTHING:g}), or a saved evolved loss file "
                          "(a run's best_loss.pt: MLN, compiled table, GP or TaylorGLO)")
     mt.add_argument("--model", choices=MODELS, default="mlp3", help="classifier (default mlp3)")
-    mt.add_argument("--dataset", choices=DATASETS, required=True)
+    add_data_arguments(mt, "--dataset", required=True)
     mt.add_argument("--seeds", type=positive_int, default=5, help="runs per loss, seeds first-seed.. (default 5)")
     mt.add_argument("--first-seed", type=int, default=0)
     mt.add_argument("--steps", type=positive_int,
@@ -38,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
     mt.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, help=f"default {BATCH_SIZE}")
     mt.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default adam")
+    mt.add_argument("--momentum", type=float, default=SGD_MOMENTUM, help=f"SGD's momentum (default {SGD_MOMENTUM:g})")
     mt.add_argument("--protocol", choices=PROTOCOLS, default="tuned",
                     help="learning rates: tuned (default; each loss's own, chosen on a validation split of the "
                          "training data from the grid " + "/".join(f"{r:g}" for r in LR_GRIDS["adam"])
@@ -58,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     mt.add_argument("--download", action="store_true", help="let torchvision download mnist/fashion-mnist/cifar10")
     mt.add_argument("--data-seed", type=int, default=0, help="fixes the synthetic task and the data splits (default 0)")
     mt.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own choice)")
-    mt.add_argument("--device", default="cpu", help="torch device, e.g. cpu (default) or cuda")
+    add_device_argument(mt)
     mt.add_argument("--out", type=Path, required=True, help="folder for the table, CSVs and curves.png")
     mt.add_argument("--quiet", action="store_true", help="no progress lines")
     mt.set_defaults(handler=run)
@@ -74,13 +77,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"meta-test: {' and '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect "
                          f"under --protocol {args.protocol}")
     say = None if args.quiet else (lambda line: print(line, flush=True))
-    result = meta_test(args.loss, args.dataset, args.out, model=args.model, seeds=args.seeds,
+    result = meta_test(args.loss, args.data, args.out, label=args.label, momentum=args.momentum, model=args.model,
+                       seeds=args.seeds,
                        first_seed=args.first_seed, steps=args.steps, batch_size=args.batch_size,
                        optimizer=args.optimizer, protocol=args.protocol, lr=args.lr or BASELINE_LR,
                        mln_lr=args.mln_lr or MLN_LR, tuning_seeds=args.tuning_seeds or TUNING_SEEDS,
                        mln_path="exact" if args.exact_mln else "table", eval_every=args.eval_every,
                        data_dir=args.data_dir, download=args.download, data_seed=args.data_seed,
-                       threads=args.threads, device=args.device, progress=say)
+                       threads=args.threads, device=args.device or "cpu", progress=say)
     print(result.table)
     for line in result.warnings:
         print(line)

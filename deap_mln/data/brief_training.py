@@ -173,3 +173,34 @@ def module_logit_gradient(loss: Callable[[torch.Tensor, torch.Tensor], torch.Ten
         (grad,) = torch.autograd.grad(value, z)
         return grad.unsqueeze(0)
     return gradient
+
+
+class _InjectedGradient(torch.autograd.Function):
+    """A zero-valued node whose gradient with respect to ``logits`` is ``grad`` (times the upstream gradient)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(grad)
+        return logits.new_zeros(())
+
+    @staticmethod
+    def backward(ctx, upstream: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (grad,) = ctx.saved_tensors
+        return grad * upstream, None
+
+
+class LogitGradientLoss(nn.Module):
+    """A loss module known only by its :data:`LogitGradient` (one member): ``loss(logits (B, K),
+    target (B,))`` is 0 with the exact gradient of the member's mean loss (NaN where that gradient
+    is not finite), so any trainer can train with it; the inverse of :func:`module_logit_gradient`."""
+
+    def __init__(self, gradient: LogitGradient):
+        super().__init__()
+        self.gradient = gradient
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        grad = self.gradient(logits.detach().unsqueeze(0), target)
+        if grad is None:  # the loss ignores the prediction
+            return (logits * 0).sum()
+        value = _InjectedGradient.apply(logits, grad[0].to(logits.dtype))
+        return value if bool(torch.isfinite(grad).all()) else value + float("nan")

@@ -74,3 +74,9 @@ def load_fitness_data(dataset: str, data_seed: int = 0, label: str = "") -> Fitn
     return FitnessData(x[train], y[train], x[val], y[val], data.x_test.flatten(1), data.y_test, data.num_classes,
                        f"{data.source}; training split -> {len(train)} train / {len(val)} validation",
                        data.class_names)
+
+
+def fitness_data_of(settings: Any) -> FitnessData:
+    """The fitness data a config or :class:`~deap_mln.training.splits.SplitTraining` names
+    (its ``dataset``, ``data_seed`` and ``data_label``)."""
+    return load_fitness_data(settings.dataset, settings.data_seed, settings.data_label)

@@ -13,20 +13,22 @@ validation resample into meta-tasks, and a *held-out part* (20%), on which the r
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from deap_mln.data.brief_training import Split
+from deap_mln.data.datasets import ClassificationData
 from deap_mln.data.source import MIN_TRAINING_POINTS, check_source, load_source, standardise_features
 from deap_mln.seeding import generator, seed_sequence
 
 HOLDOUT_FRACTION = 0.2     # of the training part, held out for the run's test tasks
 DATA_SEED = 0              # the splits of the data, as ``meta-test --data-seed 0`` makes them
 
-__all__ = ["DataTask", "TaskData", "check_source", "data_tasks", "load_task_data", "make_data_task", "task_sizes"]
+__all__ = ["DataTask", "TaskData", "check_source", "data_tasks", "load_task_data", "make_data_task", "search_data",
+           "task_sizes"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class TaskData:
     classes: int
     source: str                # one line: where the data came from and how it was divided
     class_names: tuple[str, ...] | None = None
+    search_rows: np.ndarray | None = field(default=None, compare=False, repr=False)   # of the training part
+    holdout_rows: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,19 @@ def load_task_data(source: str, label: str = "") -> TaskData:
     xs, xh = standardise_features(x[search], x[holdout])
     return TaskData(source, xs, data.y_train[search], xh, data.y_train[holdout], data.num_classes,
                     f"{data.source}; training part -> {len(search)} search / {n_holdout} held out "
-                    "(the test part is not read)", data.class_names)
+                    "(the test part is not read)", data.class_names, search, holdout)
+
+
+@functools.lru_cache(maxsize=4)
+def search_data(source: str, label: str = "") -> ClassificationData:
+    """The search part (as training examples) and the held-out part (as test examples) of
+    ``source``'s training part, inputs in their own shape: what the faithful fitness of an
+    ``evolve --data`` run trains on (it validates on splits of the search part)."""
+    data, parts = load_source(source, label=label or None, data_seed=DATA_SEED), load_task_data(source, label)
+    search, holdout = torch.as_tensor(parts.search_rows), torch.as_tensor(parts.holdout_rows)
+    return ClassificationData(f"{data.name} (search part)", data.x_train[search], data.y_train[search],
+                              data.x_train[holdout], data.y_train[holdout], data.num_classes,
+                              f"{parts.source}", data.class_names)
 
 
 def task_sizes(n: int, train_size: int, val_size: int) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from deap_mln.data.fitness_splits import (  # noqa: F401  (re-exported: the GP w
     FITNESS_DATASETS,
     SYNTHETIC_SIZES,
     FitnessData,
+    fitness_data_of,
     load_fitness_data,
 )
 from deap_mln.gp.tree import GPLoss, canonical_string, parse_expression

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from deap_mln.gp.checkpoint import GPState, checkpoint
 from deap_mln.gp.config import GPConfig
-from deap_mln.gp.fitness import evaluate_expression, load_fitness_data
+from deap_mln.gp.fitness import evaluate_expression, fitness_data_of
 from deap_mln.gp.search import best_of, run_search
 from deap_mln.gp.tree import LossTree, infix_formula, loss_record
 from deap_mln.io import (
@@ -36,7 +36,7 @@ from deap_mln.io import (
 from deap_mln.parallel import DispatchOptions, evaluation_map, resolve_backend
 from deap_mln.plotting import plot_search_curves
 from deap_mln.saved_losses import write_record
-from deap_mln.training.splits import open_split_run
+from deap_mln.training.splits import class_names, open_split_run
 from deap_mln.version import __version__
 
 Progress = Callable[[str], None] | None
@@ -112,7 +112,7 @@ def resume_gp(run_dir: str | Path, *, backend: str | DispatchOptions = "auto", w
     out = Path(run_dir)
     config, saved = read_gp_checkpoint(out)
     resolve_backend(backend, workers)
-    load_fitness_data(config.dataset, config.data_seed)
+    fitness_data_of(config)
     return _search(config, out, saved, backend, workers, progress)
 
 
@@ -141,6 +141,6 @@ def _search(config: GPConfig, out: Path, saved: dict | None, backend: str | Disp
     write_record(out / BEST_LOSS_FILE, loss_record(best, metadata=dict(
         method=f"gp/{config.algorithm}", seed=config.seed, dataset=config.dataset,
         fitness=float(best.fitness.values[0]), generations=state.generation, evaluations=state.cache.evaluations,
-        version=__version__)))
+        version=__version__, class_names=class_names(config))))
     plot_gp_fitness(list(state.logbook), out / FITNESS_PLOT, f"{config.algorithm} GP on {config.dataset}, seed {config.seed}")
     return GPRunResult(out, state, best, seconds)

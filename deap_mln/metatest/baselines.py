@@ -9,7 +9,8 @@ returns the batch mean:
   :mod:`deap_mln.mln.plots` draws).
 - ``focal``: focal loss -(1 - p_y)^gamma log p_y with gamma = 2 (Lin et al. 2017).
 - ``ls`` (also ``label-smoothing``): cross-entropy against targets smoothed by 0.1
-  (Szegedy et al. 2016), ``nn.CrossEntropyLoss(label_smoothing=0.1)``.
+  (Szegedy et al. 2016), ``nn.CrossEntropyLoss(label_smoothing=0.1)``; ``ls:EPS`` smooths by
+  another epsilon in [0, 1) (``ls:0.2``), labelled by its name (``ls:0.1`` is ``ls``).
 - ``poly1``: Poly-1 (Leng et al. 2022, PolyLoss): CE + epsilon (1 - p_y) with epsilon = 1.
 - ``baikal``: the Baikal loss (Gonzalez and Miikkulainen 2020), sum_k [-(log p_k - y_k / p_k)],
   the formula of :data:`deap_mln.gp.tree.KNOWN_LOSSES`, used as a :class:`~deap_mln.gp.tree.GPLoss`.
@@ -30,6 +31,7 @@ table files): the meta-test depends on that one function, not on the deploy wing
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ BASELINES = ("ce", "mse", "focal", "ls", "poly1", "baikal", "ngl")
 ALIASES = {"label-smoothing": "ls"}  # other --loss names of a baseline
 FOCAL_GAMMA = 2.0
 LABEL_SMOOTHING = 0.1
+LABEL_SMOOTHING_PREFIX = "ls:"  # ls:EPS names label smoothing at another epsilon
 POLY1_EPSILON = 1.0
 GP_BASELINES = {"baikal": "baikal", "ngl": "ngl"}  # --loss name -> its formula's key in gp.tree.KNOWN_LOSSES
 MLN_PATHS = ("table", "exact")  # how a saved MLN is trained: compiled table (default) or the network
@@ -84,8 +87,34 @@ class Poly1Loss(nn.Module):
         return (-log_p + self.epsilon * (1.0 - log_p.exp())).mean()
 
 
+def label_smoothing_epsilon(name: str) -> float | None:
+    """The epsilon of a label-smoothing name: ``ls`` (or ``label-smoothing``) -> 0.1, ``ls:EPS`` ->
+    EPS; None for any other name. ValueError for an ``ls:`` whose epsilon is not a number in [0, 1)."""
+    if ALIASES.get(name, name) == "ls":
+        return LABEL_SMOOTHING
+    if not name.startswith(LABEL_SMOOTHING_PREFIX):
+        return None
+    text = name[len(LABEL_SMOOTHING_PREFIX):]
+    try:
+        epsilon = float(text)
+    except ValueError:
+        epsilon = math.nan
+    if not 0 <= epsilon < 1:
+        raise ValueError(f"loss {name!r}: label smoothing takes an epsilon in [0, 1), as in ls:0.2")
+    return epsilon
+
+
+def is_baseline(name: str) -> bool:
+    """Whether ``name`` names a baseline loss: :data:`BASELINES`, an alias or ``ls:EPS``."""
+    return name in BASELINES or name in ALIASES or name.startswith(LABEL_SMOOTHING_PREFIX)
+
+
 def baseline_loss(name: str) -> nn.Module:
-    """A fresh baseline loss module: one of :data:`BASELINES` or an alias (``label-smoothing``)."""
+    """A fresh baseline loss module: one of :data:`BASELINES`, an alias (``label-smoothing``) or
+    label smoothing at another epsilon (``ls:0.2``)."""
+    epsilon = label_smoothing_epsilon(name)
+    if epsilon is not None:
+        return nn.CrossEntropyLoss(label_smoothing=epsilon)
     name = ALIASES.get(name, name)
     if name in GP_BASELINES:
         from deap_mln.gp.tree import KNOWN_LOSSES, GPLoss
@@ -93,8 +122,6 @@ def baseline_loss(name: str) -> nn.Module:
         return GPLoss(KNOWN_LOSSES[GP_BASELINES[name]])
     if name == "poly1":
         return Poly1Loss()
-    if name == "ls":
-        return nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     if name == "ce":
         return nn.CrossEntropyLoss()
     if name == "mse":
@@ -130,17 +157,18 @@ def compile_mln(module: nn.Module) -> nn.Module:
 
 
 def resolve_loss(spec: str, mln_path: str = "table") -> LossSpec:
-    """A baseline name (:data:`BASELINES`, :data:`ALIASES`) -> that baseline; otherwise a path to a saved
+    """A baseline name (:data:`BASELINES`, :data:`ALIASES`, ``ls:EPS``) -> that baseline; otherwise a path to a saved
     evolved loss. A saved MLN is compiled to a table unless ``mln_path`` is ``"exact"``."""
     if mln_path not in MLN_PATHS:
         raise ValueError(f"unknown MLN path {mln_path!r}; choose from {', '.join(MLN_PATHS)}")
-    if spec in BASELINES or spec in ALIASES:
-        name = ALIASES.get(spec, spec)
+    if is_baseline(spec):
+        epsilon = label_smoothing_epsilon(spec)
+        name = "ls" if epsilon == LABEL_SMOOTHING else ALIASES.get(spec, spec)
         return LossSpec(name, baseline_loss(name), mln=False)
     path = Path(spec)
     if not path.is_file():
         names = ", ".join([*BASELINES, *ALIASES])
-        raise FileNotFoundError(f"--loss {spec}: not one of {names} and no such loss file")
+        raise FileNotFoundError(f"--loss {spec}: not one of {names} or ls:EPS, and no such loss file")
     record = read_record(path)
     kind, module = record["format"], loss_from_record(record, source=spec)
     if kind == MLN_FORMAT:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from deap_mln.data.source import Source, check_source, load_source, source_name
-from deap_mln.metatest.baselines import BASELINES, LossSpec, resolve_loss
+from deap_mln.metatest.baselines import LossSpec, is_baseline, resolve_loss
 from deap_mln.metatest.report import write_report
 from deap_mln.metatest.train import (
     BASELINE_LR,
@@ -107,7 +107,7 @@ def meta_test(losses: Sequence[str], dataset: Source, out_dir: str | Path, *, mo
     data = load_source(dataset, label=label, data_dir=data_dir, download=download, data_seed=data_seed)
     settings.build(data.input_shape, data.num_classes)  # a shape mismatch fails before any training
     say(f"{name}: {data.source}")
-    checks = {spec.label: check_loss(spec.module, data.num_classes) for spec in specs if spec.label not in BASELINES}
+    checks = {spec.label: check_loss(spec.module, data.num_classes) for spec in specs if not is_baseline(spec.label)}
     warnings = [f"warning: {label}: {check.line()} (a sane loss orders confident-correct < uniform < confident-wrong)"
                 for label, check in checks.items() if not check]
     rule = {"tuned": "lr tuned per loss", "equal": f"lr {lr:g} for every loss",

@@ -13,6 +13,7 @@ from deap_mln.data.brief_training import MEASURES, OPTIMIZERS
 from deap_mln.data.source import check_source
 from deap_mln.data.synthetic import MAX_CLASSES
 from deap_mln.mln.network import PAPER_HIDDEN
+from deap_mln.training.splits import FaithfulFields
 
 ALGORITHMS = ("hybrid", "es")
 FITNESS_KINDS = ("meta-mse", "ranking")
@@ -24,7 +25,7 @@ UPDATE_RULES = ("algorithm-1", "normalised")
 
 
 @dataclass
-class EvolutionConfig(JSONConfig):
+class EvolutionConfig(FaithfulFields, JSONConfig):
     """Everything that determines an evolution run's numbers (not how many workers ran it)."""
 
     # search (Algorithm 1 of the Adaptive-MLN paper)
@@ -115,6 +116,9 @@ class EvolutionConfig(JSONConfig):
             require(getattr(self, name) >= 0, f"{name} must be non-negative, got {getattr(self, name)}")
         if self.tasks_source != "synthetic":
             check_source(self.tasks_source)
+        self.validate_training(self.tasks_source)
+        require(self.fitness_training == "brief" or self.tasks_source != "synthetic",
+                "fitness_training 'faithful' trains the user's spec on a data source; give tasks_source (--data)")
         require(self.tasks_source == "synthetic" or self.fitness == "meta-mse",
                 f"tasks_source applies to the trained-classifier fitness; fitness='ranking' trains none "
                 f"(got tasks_source {self.tasks_source!r})")

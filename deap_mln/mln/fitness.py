@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from deap_mln.data.brief_training import BriefTraining, train_and_score
+from deap_mln.data.brief_training import BriefTraining, LogitGradientLoss, train_and_score
 from deap_mln.data.synthetic import Task, fixed_tasks, generation_tasks
-from deap_mln.data.user_data import DataTask, data_tasks
+from deap_mln.data.user_data import DataTask, data_tasks, search_data
 from deap_mln.mln.check import check_loss, population_passes
 from deap_mln.mln.config import EvolutionConfig
 from deap_mln.mln.edl import ranking_fitness
@@ -49,7 +49,9 @@ from deap_mln.mln.kclass_loss import kclass_population_loss
 from deap_mln.mln.network import MLNLoss, genome_to_module
 from deap_mln.mln.population_loss import population_mln_loss
 from deap_mln.parallel import single_thread
-from deap_mln.seeding import torch_generator
+from deap_mln.seeding import seed_sequence, torch_generator
+from deap_mln.training.fitness import faithful_fitness
+from deap_mln.training.trainer import ClassifierTraining
 
 FAILED_MLN_FITNESS = -1.0
 
@@ -123,6 +125,33 @@ def data_task_fitness(genomes: np.ndarray, config: EvolutionConfig, tasks: Seque
     return scores
 
 
+def faithful_population_fitness(genomes: np.ndarray, config: EvolutionConfig, split: str, generation: int) -> np.ndarray:
+    """The faithful fitness (:mod:`deap_mln.training.fitness`) of each genome: the user's spec
+    (``config.training_spec``) trained for ``config.fraction`` of its steps with the genome's Eq. 4
+    loss (through the same tables as :func:`data_task_fitness`) on splits of the search part,
+    seeded per generation (``evolution``) or fixed (``validation``). ``test``: trained on the
+    whole search part and scored once on the held-out part. K-class check failures and diverged
+    trainings get ``FAILED_MLN_FITNESS`` untrained."""
+    data = search_data(config.tasks_source, config.data_label)
+    spec, fitness = config.training_spec(config.tasks_source), config.faithful()
+    seed = int(seed_sequence(config.seed, "mln-faithful", split, generation if split == "evolution" else 0)
+               .generate_state(1)[0])
+    g = torch.as_tensor(np.ascontiguousarray(genomes, dtype=np.float32))
+    passes = population_passes(g, config.hidden, data.num_classes) if data.num_classes > 2 else np.ones(len(g), bool)
+    scores = np.full(len(g), FAILED_MLN_FITNESS)
+    for i in np.flatnonzero(passes):
+        table = kclass_population_loss(config.evaluation, g[i:i + 1], config.hidden, config.pair_grid_size)
+        loss = LogitGradientLoss(table.logit_gradient)
+        if split == "test":
+            run = ClassifierTraining(data, loss, seed, replace(spec, steps=fitness.steps(spec)))
+            run.train(fitness.steps(spec))
+            score = math.nan if run.diverged else run.accuracy()
+        else:
+            score = faithful_fitness(loss, data, spec, fitness, seed)
+        scores[i] = score if math.isfinite(score) else FAILED_MLN_FITNESS
+    return scores
+
+
 SPLITS = ("evolution", "validation", "test")
 
 
@@ -154,6 +183,8 @@ def evaluate_chunk(chunk: Chunk) -> list[float]:
             key = chunk.generation if chunk.split == "evolution" else chunk.split
             scores = ranking_fitness(chunk.genomes, config, key)
             scores = np.where(np.isfinite(scores), scores, FAILED_MLN_FITNESS)
+        elif config.fitness_training == "faithful":
+            scores = faithful_population_fitness(chunk.genomes, config, chunk.split, chunk.generation)
         elif config.tasks_source != "synthetic":
             scores = data_task_fitness(chunk.genomes, config, data_tasks(config, chunk.split, chunk.generation))
         else:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deap_mln.data.fitness_splits import load_fitness_data
+from deap_mln.data.fitness_splits import fitness_data_of
 from deap_mln.loss_check import LossCheck, check_loss
 from deap_mln.taylor.loss import TaylorGLOLoss
 from deap_mln.training.splits import SplitTraining, split_accuracy
@@ -77,6 +77,6 @@ def train_with_parameters(parameters: Sequence[float], settings: SplitTraining, 
 def evaluate_parameters(parameters: Sequence[float], settings: SplitTraining) -> float:
     """Fitness of a parameter vector (what the search sends to ``toolbox.map``): rejected
     vectors score REJECTED_ACCURACY without training."""
-    if not check_taylor(parameters, load_fitness_data(settings.dataset, settings.data_seed).num_classes):
+    if not check_taylor(parameters, fitness_data_of(settings).num_classes):
         return REJECTED_ACCURACY
     return train_with_parameters(parameters, settings)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deap_mln.data.fitness_splits import load_fitness_data
+from deap_mln.data.fitness_splits import fitness_data_of
 from deap_mln.io import (
     BEST_LOSS_FILE,
     CONFIG_FILE,
@@ -37,7 +37,7 @@ from deap_mln.taylor.config import TaylorConfig
 from deap_mln.taylor.fitness import evaluate_parameters
 from deap_mln.taylor.loss import loss_record
 from deap_mln.taylor.search import TaylorSearch, run_taylor_search
-from deap_mln.training.splits import open_split_run
+from deap_mln.training.splits import class_names, open_split_run
 from deap_mln.version import __version__
 
 Progress = Callable[[str], None] | None
@@ -104,7 +104,7 @@ def resume_taylor(run_dir: str | Path, *, backend: str | DispatchOptions = "auto
     out = Path(run_dir)
     config, saved = read_taylor_checkpoint(out)
     resolve_backend(backend, workers)
-    load_fitness_data(config.dataset, config.data_seed)
+    fitness_data_of(config)
     if saved is None and progress is not None:
         progress(f"{out} has no {TAYLOR_CHECKPOINT_FILE} yet: starting its run from generation 0")
     return _search(config, out, saved, backend, workers, progress)
@@ -130,6 +130,6 @@ def _search(config: TaylorConfig, out: Path, saved: dict | None, backend: str | 
     write_csv(out / LOGBOOK_FILE, search.logbook)
     write_record(out / BEST_LOSS_FILE, loss_record(search.best, metadata=dict(
         method="taylorglo/cma-es", seed=config.seed, dataset=config.dataset, fitness=search.best_fitness,
-        generations=config.generations, evaluations=search.evaluations, version=__version__)))
+        generations=config.generations, evaluations=search.evaluations, version=__version__, class_names=class_names(config))))
     plot_taylor_fitness(search.logbook, out / FITNESS_PLOT, f"TaylorGLO (CMA-ES) on {config.dataset}, seed {config.seed}")
     return TaylorRunResult(out, search, seconds)

@@ -25,13 +25,13 @@ import torch
 from torch import nn
 
 from deap_mln.data.brief_training import BriefTraining, Split, module_logit_gradient, train_and_score
-from deap_mln.data.fitness_splits import load_fitness_data
+from deap_mln.data.fitness_splits import fitness_data_of
 from deap_mln.data.source import load_source
-from deap_mln.io import CONFIG_FILE
+from deap_mln.io import CONFIG_FILE, DATA_FILE, write_json
 from deap_mln.parallel import DispatchOptions, resolve_backend, single_thread
 from deap_mln.seeding import seed_sequence
 from deap_mln.training.fitness import RATE_CHOICES, FaithfulFitness, faithful_fitness
-from deap_mln.training.trainer import SGD_MOMENTUM, TrainingSpec, default_steps
+from deap_mln.training.trainer import SGD_MOMENTUM, USUAL_RATES, TrainingSpec, default_steps
 
 TRAININGS = ("brief", "faithful")
 
@@ -57,7 +57,7 @@ class SplitTraining:
     momentum: float = SGD_MOMENTUM
     spec_steps: int = 0      # 0: the data set's meta-test steps
     spec_batch_size: int = 500
-    spec_lr: float = 1e-3
+    spec_lr: float = 0.0     # 0: the optimizer's usual rate
     fraction: float = 0.1
     fitness_splits: int = 1
     rates: str = "fixed"
@@ -82,7 +82,7 @@ def split_accuracy(loss: nn.Module, settings: SplitTraining, final: bool = False
             return faithful_fitness(loss, source, settings.spec(), settings.faithful(),
                                     seed=int(seed_sequence(settings.seed, f"{settings.stream}-faithful")
                                              .generate_state(1)[0]), data_seed=settings.data_seed)
-    data = load_fitness_data(settings.dataset, settings.data_seed, settings.data_label)
+    data = fitness_data_of(settings)
     x, y = data.x_train, data.y_train
     if final:
         x, y = torch.cat([x, data.x_val]), torch.cat([y, data.y_val])
@@ -113,7 +113,7 @@ class FaithfulFields:
     momentum: float = SGD_MOMENTUM
     spec_steps: int = 0            # the spec's steps (0: the data set's meta-test steps)
     spec_batch_size: int = 500
-    spec_lr: float = 1e-3          # the spec's rate (the user's, or CE's tuned rate)
+    spec_lr: float = 0.0           # the spec's rate (0: the optimizer's usual rate, Adam 1e-3, SGD 0.1)
     fraction: float = 0.1          # of the spec's steps a candidate trains
     fitness_splits: int = 1        # resampled train / validation splits of the training part
     rates: str = "fixed"           # fixed, search (best of 3 neighbouring rates) or normalised (CE's gradient scale)
@@ -121,7 +121,8 @@ class FaithfulFields:
 
     def training_spec(self, source: str) -> TrainingSpec:
         return TrainingSpec(model=self.model, steps=self.spec_steps or default_steps(source),
-                            batch_size=self.spec_batch_size, optimizer=self.optimizer, lr=self.spec_lr,
+                            batch_size=self.spec_batch_size, optimizer=self.optimizer,
+                            lr=self.spec_lr or USUAL_RATES[self.optimizer],
                             momentum=self.momentum, device=self.device)
 
     def faithful(self) -> FaithfulFitness:
@@ -137,6 +138,9 @@ class FaithfulFields:
             raise ValueError(f"spec_steps must be non-negative, got {self.spec_steps}")
         self.training_spec(source)  # the model, optimizer, momentum, sizes, rate and device
         self.faithful()             # fraction and splits
+        if self.device != "cpu" and self.fitness_training != "faithful":
+            raise ValueError(f"device {self.device}: only the faithful fitness trains on a device; the brief "
+                             "training runs on the CPU (add --fitness-training faithful or a spec flag)")
 
 
 @dataclass
@@ -174,7 +178,18 @@ def open_split_run(config: Any, out_dir: str | Path, backend: str | DispatchOpti
     if (out / CONFIG_FILE).exists():
         raise FileExistsError(f"{out} already holds a run; {taken_hint}")
     resolve_backend(backend, workers)
-    load_fitness_data(config.dataset, config.data_seed, config.data_label)
+    data = fitness_data_of(config)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / CONFIG_FILE)
+    read = ("resampled train / validation splits of the training part (the spec, shortened)"
+            if config.fitness_training == "faithful" else "the fitness split's train and validation parts")
+    write_json(out / DATA_FILE, dict(source=config.dataset, label=config.data_label or None, description=data.source,
+                                     class_names=list(data.class_names) if data.class_names else None,
+                                     fitness=read, test_part="never read by the search (the meta-test's alone)"))
     return out
+
+
+def class_names(config: Any) -> list[str] | None:
+    """The class names of a GP or TaylorGLO run's data (a CSV's class-name labels), for its saved loss."""
+    names = fitness_data_of(config).class_names
+    return list(names) if names else None

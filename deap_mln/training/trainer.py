@@ -30,6 +30,7 @@ OPTIMIZERS = ("adam", "sgd")
 DEFAULT_STEPS = {"synthetic-linear": 1000, "synthetic-nonlinear": 1000, "digits": 500, "mnist1d": 1000,
                  "mnist": 500, "fashion-mnist": 1000, "cifar10": 2000}
 FILE_STEPS = 500   # a csv:, npz: or array source
+USUAL_RATES = {"adam": 1e-3, "sgd": 0.1}  # a spec's rate when none is given: the centres of the meta-test's grids
 SGD_MOMENTUM = 0.9  # the usual recipe (TaylorGLO's and EvoMAL's experiments); 0 gives plain SGD
 
 # a model of the library's zoo by name, or any function (input_shape, num_classes) -> nn.Module
