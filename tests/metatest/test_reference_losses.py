@@ -1,4 +1,5 @@
 """The fixed reference losses beside CE: Poly-1, Baikal and NGL."""
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -39,3 +40,17 @@ def test_new_names_resolve_as_loss_names():
         assert name in BASELINES
         spec = resolve_loss(name)
         assert spec.label == name and not spec.mln
+
+
+def test_label_smoothing_at_another_epsilon_is_named_ls_colon_eps():
+    logits, target = torch.randn(7, 5), torch.randint(5, (7,))
+    spec = resolve_loss("ls:0.2")
+    assert spec.label == "ls:0.2" and not spec.mln
+    assert torch.allclose(spec.module(logits, target), F.cross_entropy(logits, target, label_smoothing=0.2))
+    assert not torch.allclose(spec.module(logits, target), baseline_loss("ls")(logits, target))
+    # ls keeps meaning 0.1, and ls:0.1 is the same loss under the same label
+    assert resolve_loss("ls:0.1").label == "ls"
+    assert torch.allclose(baseline_loss("ls")(logits, target), F.cross_entropy(logits, target, label_smoothing=0.1))
+    for bad in ("ls:1", "ls:-0.1", "ls:abc", "ls:"):
+        with pytest.raises(ValueError, match="epsilon in"):
+            resolve_loss(bad)
