@@ -12,7 +12,8 @@ from deap_mln.training.trainer import OPTIMIZERS
 # flag dest -> config field (FaithfulFields); every one but fitness_training implies the faithful fitness
 TRAINING_FLAGS = {"fitness_training": "fitness_training", "model": "model", "optimizer": "optimizer",
                   "momentum": "momentum", "spec_steps": "spec_steps", "spec_batch_size": "spec_batch_size",
-                  "spec_lr": "spec_lr", "fraction": "fraction", "fitness_splits": "fitness_splits", "rates": "rates"}
+                  "spec_lr": "spec_lr", "fraction": "fraction", "fitness_splits": "fitness_splits", "rates": "rates",
+                  "halving_rungs": "halving_rungs"}
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +31,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fraction", type=positive_float, help="of the spec's steps a candidate trains (default 0.1)")
     group.add_argument("--fitness-splits", type=positive_int, help="train / validation splits per candidate (default 1)")
     group.add_argument("--rates", choices=RATE_CHOICES, help="each candidate's rate: fixed (default), search or normalised")
+    group.add_argument("--halving-rungs", type=non_negative_int,
+                       help="evolve-taylor: successive halving over each generation, this many rungs (default 0: off)")
     add_device_argument(group)
 
 

@@ -37,6 +37,8 @@ class GPConfig(SplitTrainingFields, JSONConfig):
         require(self.algorithm in GP_ALGORITHMS, f"algorithm must be one of {GP_ALGORITHMS}, got {self.algorithm!r}")
         check_fitness_source(self.dataset)
         self.validate_training(self.dataset)
+        require(self.halving_rungs == 0, "successive halving scores a cohort, but GP caches each tree's fitness as its own "
+                "(a tree is trained once); use it with evolve-taylor, whose CMA-ES ranks each generation alone")
         for name in ("population", "tournament_size", "top_n", "init_min_height", "max_height", "steps", "batch_size"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("generations", "max_evaluations", "elite", "mutation_max_height", "hidden"):

@@ -117,6 +117,8 @@ class EvolutionConfig(FaithfulFields, JSONConfig):
         if self.tasks_source != "synthetic":
             check_source(self.tasks_source)
         self.validate_training(self.tasks_source)
+        require(self.halving_rungs == 0, "successive halving scores a cohort, but (mu + lambda) compares survivors and "
+                "offspring scored in other generations; use it with evolve-taylor, whose CMA-ES ranks each generation alone")
         require(self.fitness_training == "brief" or self.tasks_source != "synthetic",
                 "fitness_training 'faithful' trains the user's spec on a data source; give tasks_source (--data)")
         require(self.tasks_source == "synthetic" or self.fitness == "meta-mse",

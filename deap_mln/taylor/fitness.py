@@ -29,7 +29,7 @@ import torch
 from deap_mln.data.fitness_splits import fitness_data_of
 from deap_mln.loss_check import LossCheck, check_loss
 from deap_mln.taylor.loss import TaylorGLOLoss
-from deap_mln.training.splits import SplitTraining, split_accuracy
+from deap_mln.training.splits import SplitTraining, split_accuracy, split_halving
 
 REJECTED_ACCURACY = 0.0    # fitness of a vector that fails the invariant check or diverges
 
@@ -80,3 +80,17 @@ def evaluate_parameters(parameters: Sequence[float], settings: SplitTraining) ->
     if not check_taylor(parameters, fitness_data_of(settings).num_classes):
         return REJECTED_ACCURACY
     return train_with_parameters(parameters, settings)
+
+
+def evaluate_generation_by_halving(vectors: Sequence[Sequence[float]], settings: SplitTraining) -> list[float]:
+    """Fitness of a whole generation by successive halving (``settings.halving_rungs``): rejected
+    vectors score REJECTED_ACCURACY untrained; the others ``rung reached + validation accuracy``
+    (:func:`deap_mln.training.splits.split_halving`), so that a vector trained longer ranks above
+    every vector that stopped earlier; a diverged one REJECTED_ACCURACY."""
+    classes = fitness_data_of(settings).num_classes
+    scores = [REJECTED_ACCURACY] * len(vectors)
+    kept = [i for i, v in enumerate(vectors) if check_taylor(v, classes)]
+    losses = [TaylorGLOLoss(torch.as_tensor(list(vectors[i]), dtype=torch.float64)) for i in kept]
+    for i, value in zip(kept, split_halving(losses, settings)):
+        scores[i] = REJECTED_ACCURACY if np.isnan(value) else value
+    return scores

@@ -34,7 +34,7 @@ from deap_mln.plotting import plot_search_curves
 from deap_mln.saved_losses import write_record
 from deap_mln.taylor.checkpoint import TaylorState, checkpoint
 from deap_mln.taylor.config import TaylorConfig
-from deap_mln.taylor.fitness import evaluate_parameters
+from deap_mln.taylor.fitness import evaluate_generation_by_halving, evaluate_parameters
 from deap_mln.taylor.loss import loss_record
 from deap_mln.taylor.search import TaylorSearch, run_taylor_search
 from deap_mln.training.splits import class_names, open_split_run
@@ -124,8 +124,10 @@ def _search(config: TaylorConfig, out: Path, saved: dict | None, backend: str | 
         write_text(out / TAYLOR_CHECKPOINT_FILE, json.dumps(checkpoint(state)))
 
     evaluate = functools.partial(evaluate_parameters, settings=config.training())
+    by_halving = (functools.partial(evaluate_generation_by_halving, settings=config.training())
+                  if config.halving_rungs else None)
     with evaluation_map(backend, workers) as map_fn:
-        search = run_taylor_search(config, evaluate, map_fn, on_generation, resume=saved)
+        search = run_taylor_search(config, evaluate, map_fn, on_generation, resume=saved, evaluate_generation=by_halving)
     seconds = time.perf_counter() - tic
     write_csv(out / LOGBOOK_FILE, search.logbook)
     write_record(out / BEST_LOSS_FILE, loss_record(search.best, metadata=dict(

@@ -62,10 +62,16 @@ class ReportingMap:
 
     map_fn: Callable
     state: TaylorState
+    # scores a whole generation at once (successive halving); None: ``evaluate`` one vector at a time
+    evaluate_generation: Callable[[list[tuple[float, ...]]], list[float]] | None = None
 
     def __call__(self, evaluate: Callable, population: Iterable[Sequence[float]]) -> list[tuple[float]]:
         vectors = [tuple(float(v) for v in ind) for ind in population]
-        scores = [float(s) for s in self.map_fn(evaluate, vectors)]
+        if self.evaluate_generation is not None:  # one work item: the cohort trains together
+            (generation,) = self.map_fn(self.evaluate_generation, [vectors])
+            scores = [float(s) for s in generation]
+        else:
+            scores = [float(s) for s in self.map_fn(evaluate, vectors)]
         rows = self.state.logbook
         best_before = rows[-1]["best_so_far"] if rows else REJECTED_ACCURACY
         rows.append(dict(
@@ -77,7 +83,8 @@ class ReportingMap:
 
 
 def build_taylor_toolbox(config: TaylorConfig, evaluate: Callable[[Sequence[float]], float],
-                         map_fn: Callable = map, state: TaylorState | None = None) -> base.Toolbox:
+                         map_fn: Callable = map, state: TaylorState | None = None,
+                         evaluate_generation: Callable | None = None) -> base.Toolbox:
     """generate / update (``state``'s ``deap.cma.Strategy``, by default a fresh one of ``config``), evaluate and map."""
     if state is None:
         state = new_taylor_state(config)
@@ -85,7 +92,7 @@ def build_taylor_toolbox(config: TaylorConfig, evaluate: Callable[[Sequence[floa
     toolbox.register("generate", state.strategy.generate, creator.TaylorIndividual)
     toolbox.register("update", state.strategy.update)
     toolbox.register("evaluate", evaluate)
-    toolbox.register("map", ReportingMap(map_fn, state))
+    toolbox.register("map", ReportingMap(map_fn, state, evaluate_generation))
     return toolbox
 
 
@@ -105,14 +112,17 @@ class TaylorSearch:
 
 def run_taylor_search(config: TaylorConfig, evaluate: Callable[[Sequence[float]], float], map_fn: Callable = map,
                       on_generation: Callable[[TaylorState], None] | None = None,
-                      resume: dict[str, Any] | None = None) -> TaylorSearch:
+                      resume: dict[str, Any] | None = None,
+                      evaluate_generation: Callable | None = None) -> TaylorSearch:
     """``config.generations`` generations of CMA-ES, one ``eaGenerateUpdate`` call each, under the seeded
     numpy RNG; ``on_generation(state)`` after each. ``resume``, a :func:`~deap_mln.taylor.checkpoint.checkpoint`
-    of an earlier run of the same config, continues it exactly where that checkpoint was taken."""
+    of an earlier run of the same config, continues it exactly where that checkpoint was taken.
+    ``evaluate_generation`` scores each generation as a whole instead (successive halving: CMA-ES
+    uses only the ranking within a generation, which the rungs preserve)."""
     config.validate()
     with numpy_random(config.seed, "taylor-cma"):
         state = new_taylor_state(config) if resume is None else restore(resume, config)
-        toolbox = build_taylor_toolbox(config, evaluate, map_fn, state)
+        toolbox = build_taylor_toolbox(config, evaluate, map_fn, state, evaluate_generation)
         while state.generation < config.generations:
             algorithms.eaGenerateUpdate(toolbox, ngen=1, halloffame=state.hall_of_fame, verbose=False)
             if on_generation is not None:

@@ -17,6 +17,7 @@ benchmark asks for, train on train + validation and score on it).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from deap_mln.data.source import load_source
 from deap_mln.io import CONFIG_FILE, DATA_FILE, write_json
 from deap_mln.parallel import DispatchOptions, resolve_backend, single_thread
 from deap_mln.seeding import seed_sequence
-from deap_mln.training.fitness import RATE_CHOICES, FaithfulFitness, faithful_fitness
+from deap_mln.training.fitness import RATE_CHOICES, FaithfulFitness, faithful_fitness, successive_halving
 from deap_mln.training.trainer import SGD_MOMENTUM, USUAL_RATES, TrainingSpec, default_steps
 
 TRAININGS = ("brief", "faithful")
@@ -61,6 +62,7 @@ class SplitTraining:
     fraction: float = 0.1
     fitness_splits: int = 1
     rates: str = "fixed"
+    halving_rungs: int = 0   # successive halving over a generation (TaylorGLO); 0: off
     device: str = "cpu"
 
     def spec(self) -> TrainingSpec:
@@ -77,11 +79,9 @@ def split_accuracy(loss: nn.Module, settings: SplitTraining, final: bool = False
     if settings.fitness_training == "faithful":
         if final:
             raise ValueError("the faithful fitness has no final score: meta-test the loss instead")
-        source = load_source(settings.dataset, label=settings.data_label or None, data_seed=settings.data_seed)
         with single_thread():
-            return faithful_fitness(loss, source, settings.spec(), settings.faithful(),
-                                    seed=int(seed_sequence(settings.seed, f"{settings.stream}-faithful")
-                                             .generate_state(1)[0]), data_seed=settings.data_seed)
+            return faithful_fitness(loss, faithful_data(settings), settings.spec(), settings.faithful(),
+                                    seed=faithful_seed(settings), data_seed=settings.data_seed)
     data = fitness_data_of(settings)
     x, y = data.x_train, data.y_train
     if final:
@@ -99,7 +99,26 @@ def split_accuracy(loss: nn.Module, settings: SplitTraining, final: bool = False
 
 
 FAITHFUL_FIELDS = ("fitness_training", "model", "optimizer", "momentum", "spec_steps", "spec_batch_size", "spec_lr",
-                   "fraction", "fitness_splits", "rates", "device")
+                   "fraction", "fitness_splits", "rates", "halving_rungs", "device")
+
+
+def faithful_data(settings: SplitTraining):
+    """The data the faithful fitness trains on: the source's training part (its test part unread)."""
+    return load_source(settings.dataset, label=settings.data_label or None, data_seed=settings.data_seed)
+
+
+def faithful_seed(settings: SplitTraining) -> int:
+    """The run seed of every faithful training of a search: the same for every candidate."""
+    return int(seed_sequence(settings.seed, f"{settings.stream}-faithful").generate_state(1)[0])
+
+
+def split_halving(losses: Sequence[nn.Module], settings: SplitTraining) -> list[float]:
+    """Successive halving of one generation's losses under the faithful fitness
+    (:func:`deap_mln.training.fitness.successive_halving`): ``rung reached + validation accuracy``,
+    NaN for a loss that diverged."""
+    with single_thread():
+        return successive_halving(losses, faithful_data(settings), settings.spec(), settings.faithful(),
+                                  faithful_seed(settings), settings.halving_rungs, settings.data_seed)
 
 
 @dataclass
@@ -117,6 +136,7 @@ class FaithfulFields:
     fraction: float = 0.1          # of the spec's steps a candidate trains
     fitness_splits: int = 1        # resampled train / validation splits of the training part
     rates: str = "fixed"           # fixed, search (best of 3 neighbouring rates) or normalised (CE's gradient scale)
+    halving_rungs: int = 0         # successive halving over each generation, this many rungs (TaylorGLO); 0: off
     device: str = "cpu"            # where candidates train: cpu, cuda, cuda:N, mps
 
     def training_spec(self, source: str) -> TrainingSpec:
@@ -138,6 +158,11 @@ class FaithfulFields:
             raise ValueError(f"spec_steps must be non-negative, got {self.spec_steps}")
         self.training_spec(source)  # the model, optimizer, momentum, sizes, rate and device
         self.faithful()             # fraction and splits
+        if self.halving_rungs < 0:
+            raise ValueError(f"halving_rungs must be non-negative, got {self.halving_rungs}")
+        if self.halving_rungs and self.fitness_training != "faithful":
+            raise ValueError("successive halving (halving_rungs) trains the faithful fitness's spec; "
+                             "add --fitness-training faithful or a spec flag")
         if self.device != "cpu" and self.fitness_training != "faithful":
             raise ValueError(f"device {self.device}: only the faithful fitness trains on a device; the brief "
                              "training runs on the CPU (add --fitness-training faithful or a spec flag)")

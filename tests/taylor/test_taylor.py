@@ -95,3 +95,25 @@ def test_config_round_trip_and_validation(tmp_path):
         taylor_preset("quick", centroid=[0.0])
     with pytest.raises(ValueError, match="unknown TaylorGLO preset"):
         taylor_preset("nope")
+
+
+@pytest.mark.slow
+def test_successive_halving_scores_a_generation_by_rungs_and_is_refused_elsewhere(tmp_path):
+    """With halving_rungs, a generation's best trained longest: fitness = rung reached + accuracy."""
+    from deap_mln.gp.config import gp_preset
+    from deap_mln.mln.config import preset
+    from deap_mln.taylor.config import taylor_preset
+    from deap_mln.taylor.run import evolve_taylor
+
+    config = taylor_preset("quick", generations=2, lambda_=6, fitness_training="faithful", spec_steps=40,
+                           spec_batch_size=64, fraction=0.25, halving_rungs=3, seed=1)
+    result = evolve_taylor(config, tmp_path / "tg", backend="serial", progress=None)
+    for row in result.search.logbook:
+        trained = row["evals"] - row["rejected"]
+        if trained >= 3:  # the better half (rounded up) of >= 3 trained vectors goes on to rung 1
+            assert 1 <= row["best"] < 3
+    assert result.best_fitness >= 1
+    for make in (lambda: gp_preset("quick", fitness_training="faithful", halving_rungs=2),
+                 lambda: preset("quick", tasks_source="digits", fitness_training="faithful", halving_rungs=2)):
+        with pytest.raises(ValueError, match="successive halving scores a cohort"):
+            make()
