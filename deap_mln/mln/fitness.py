@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from deap_mln.data.brief_training import BriefTraining, LogitGradientLoss, train_and_score
+from deap_mln.data.datasets import ClassificationData
 from deap_mln.data.synthetic import Task, fixed_tasks, generation_tasks
 from deap_mln.data.user_data import DataTask, data_tasks, search_data
 from deap_mln.mln.check import check_loss, population_passes
@@ -51,7 +52,7 @@ from deap_mln.mln.population_loss import population_mln_loss
 from deap_mln.parallel import single_thread
 from deap_mln.seeding import seed_sequence, torch_generator
 from deap_mln.training.fitness import faithful_fitness
-from deap_mln.training.trainer import ClassifierTraining
+from deap_mln.training.trainer import ClassifierTraining, TrainingSpec
 
 FAILED_MLN_FITNESS = -1.0
 
@@ -129,27 +130,37 @@ def faithful_population_fitness(genomes: np.ndarray, config: EvolutionConfig, sp
     """The faithful fitness (:mod:`deap_mln.training.fitness`) of each genome: the user's spec
     (``config.training_spec``) trained for ``config.fraction`` of its steps with the genome's Eq. 4
     loss (through the same tables as :func:`data_task_fitness`) on splits of the search part,
-    seeded per generation (``evolution``) or fixed (``validation``). ``test``: trained on the
-    whole search part and scored once on the held-out part. K-class check failures and diverged
+    seeded per generation (``evolution``, ``fitness_splits`` splits) or fixed (``validation``,
+    ``validation_tasks`` splits). ``test``: ``test_tasks`` trainings on the whole search part,
+    scored on the held-out part. K-class check failures and diverged
     trainings get ``FAILED_MLN_FITNESS`` untrained."""
     data = search_data(config.tasks_source, config.data_label)
     spec, fitness = config.training_spec(config.tasks_source), config.faithful()
     seed = int(seed_sequence(config.seed, "mln-faithful", split, generation if split == "evolution" else 0)
                .generate_state(1)[0])
+    if split == "validation":  # the run's fixed validation tasks: that many splits of the search part
+        fitness = replace(fitness, splits=max(1, config.validation_tasks))
     g = torch.as_tensor(np.ascontiguousarray(genomes, dtype=np.float32))
     passes = population_passes(g, config.hidden, data.num_classes) if data.num_classes > 2 else np.ones(len(g), bool)
     scores = np.full(len(g), FAILED_MLN_FITNESS)
     for i in np.flatnonzero(passes):
         table = kclass_population_loss(config.evaluation, g[i:i + 1], config.hidden, config.pair_grid_size)
         loss = LogitGradientLoss(table.logit_gradient)
-        if split == "test":
-            run = ClassifierTraining(data, loss, seed, replace(spec, steps=fitness.steps(spec)))
-            run.train(fitness.steps(spec))
-            score = math.nan if run.diverged else run.accuracy()
+        if split == "test":  # test_tasks trainings on the whole search part, scored on the held-out part
+            score = float(np.mean([held_out_accuracy(data, loss, seed + k, replace(spec, steps=fitness.steps(spec)))
+                                   for k in range(max(1, config.test_tasks))]))
         else:
             score = faithful_fitness(loss, data, spec, fitness, seed)
         scores[i] = score if math.isfinite(score) else FAILED_MLN_FITNESS
     return scores
+
+
+def held_out_accuracy(data: ClassificationData, loss: nn.Module, seed: int, spec: TrainingSpec) -> float:
+    """Accuracy on ``data``'s test part (an evolve run's held-out part) of ``spec`` trained on its
+    training part with ``loss``; NaN if the loss diverged."""
+    run = ClassifierTraining(data, loss, seed, spec)
+    run.train(spec.steps)
+    return math.nan if run.diverged else run.accuracy()
 
 
 SPLITS = ("evolution", "validation", "test")
