@@ -17,10 +17,10 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	rm -rf runs/demo runs/demo-taylor runs/demo-digits
 	$(BIN)/deap-mln evolve-taylor --preset quick --seed 0 --quiet --out runs/demo-taylor
-	$(BIN)/deap-mln evolve --preset quick --tasks digits --seed 0 --out runs/demo
+	$(BIN)/deap-mln evolve --preset quick --data digits --seed 0 --out runs/demo
 	$(BIN)/deap-mln show runs/demo
 	$(BIN)/deap-mln meta-test --loss runs/demo-taylor/best_loss.pt runs/demo/best_loss.pt ce ls \
-		--model mlp3 --dataset digits --seeds 5 --quiet --out runs/demo-digits
+		--model mlp3 --data digits --seeds 5 --quiet --out runs/demo-digits
 
 check: $(BIN)/.installed
 	$(BIN)/ruff check deap_mln tests benchmarks
