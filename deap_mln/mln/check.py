@@ -13,22 +13,25 @@ import numpy as np
 import torch
 
 from deap_mln.loss_check import (
-    CONFIDENCES,
     KINDS,
     NON_FINITE,
     OK,
     PREFERS_UNIFORM,
     PREFERS_WRONG,
+    WRONG_CONFIDENCES,
     LossCheck,
     LossFunction,
     check_loss,
+    lowest_confidence,
+    path_confidences,
     probe_predictions,
     verdict,
 )
 from deap_mln.mln.kclass_loss import ExactKClassMLNLoss
 
-__all__ = ["CONFIDENCES", "KINDS", "NON_FINITE", "OK", "PREFERS_UNIFORM", "PREFERS_WRONG", "LossCheck",
-           "LossFunction", "check_loss", "population_checks", "population_passes", "probe_predictions", "verdict"]
+__all__ = ["KINDS", "NON_FINITE", "OK", "PREFERS_UNIFORM", "PREFERS_WRONG", "WRONG_CONFIDENCES", "LossCheck",
+           "LossFunction", "check_loss", "lowest_confidence", "path_confidences", "population_checks",
+           "population_passes", "probe_predictions", "verdict"]
 
 
 def population_checks(genomes: torch.Tensor, hidden: Sequence[int], classes: int) -> list[LossCheck]:

@@ -4,7 +4,8 @@
 train before spending a training run on them. Here a vector must
 
 1. pass the K-class functional check :func:`deap_mln.loss_check.check_loss` (finite values and
-   gradients, L(confident correct) < L(uniform) < L(confident wrong) for every true class), and
+   gradients; for every true class, some correct prediction scores below the uniform one and the
+   uniform one below a confident wrong one), and
 2. at the uniform prediction, have a negative derivative with respect to the true class's
    logit: the first gradient step must raise the true class, or training never starts.
 

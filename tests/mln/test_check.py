@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from deap_mln.cli import main
 from deap_mln.data.synthetic import generation_tasks
@@ -14,7 +15,16 @@ from deap_mln.gp.tree import KNOWN_LOSSES, GPLoss
 from deap_mln.metatest.baselines import baseline_loss
 from deap_mln.metatest.run import meta_test
 from deap_mln.mln.algorithms import start_evolution
-from deap_mln.mln.check import NON_FINITE, PREFERS_UNIFORM, PREFERS_WRONG, check_loss, population_checks, population_passes
+from deap_mln.mln.check import (
+    NON_FINITE,
+    PREFERS_UNIFORM,
+    PREFERS_WRONG,
+    check_loss,
+    lowest_confidence,
+    path_confidences,
+    population_checks,
+    population_passes,
+)
 from deap_mln.mln.fitness import FAILED_MLN_FITNESS, population_fitness
 from deap_mln.mln.network import MLNLoss, genome_layout, genome_size, genome_to_module, glorot_genome, save_loss
 from deap_mln.mln.toolbox import build_toolbox
@@ -37,23 +47,100 @@ def slope_mln_genome(slope: float, hidden=HIDDEN) -> np.ndarray:
     return genome
 
 
+def valley_mln_genome(minimum: float, steepness: float = 10.0, hidden=HIDDEN) -> np.ndarray:
+    """An MLN whose Eq. 4 term is g(p_true, p_false) = softplus(0.75 s |p_true - minimum|), s = steepness:
+    two first-layer units carry s (p_true - minimum) and its negative, the PReLUs (slope 0.25) add
+    them up to 0.75 s |p_true - minimum|, and the next layer passes it on."""
+    genome = np.zeros(genome_size(hidden), dtype=np.float32)
+    for k, layer in enumerate(genome_layout(hidden)):
+        weight, bias = np.zeros(layer.weight_shape, dtype=np.float32), np.zeros(layer.weight_shape[0], np.float32)
+        if k == 0:
+            weight[0, 0], weight[1, 0], bias[:2] = steepness, -steepness, (-steepness * minimum, steepness * minimum)
+        elif k == 1:
+            weight[0, :2] = 1.0
+        else:
+            weight[0, 0] = 1.0
+        genome[layer.weight], genome[layer.bias] = weight.ravel(), bias
+        if layer.slope is not None:
+            genome[layer.slope] = 0.25
+    return genome
+
+
 PREFERS_UNIFORM_MLN = slope_mln_genome(5.0)    # the loss grows with p_true: the uniform prediction beats a correct one
 CE_LIKE_MLN = slope_mln_genome(-40.0)          # the loss falls as p_true grows, like cross-entropy
+# the MLN that motivated the check: its minimum near p_true = 0.1 rewards a less confident prediction than
+# a correct one (at K = 10, the uniform prediction itself)
+MOTIVATING_MLN = valley_mln_genome(0.1)
 
 
 def test_the_hand_built_mlns_are_what_they_claim():
     q = torch.tensor([0.1, 0.5, 0.9])
     g = lambda genome: genome_to_module(genome, HIDDEN)(torch.stack([q, 1 - q, torch.ones(3), torch.zeros(3)], 1))
     assert torch.all(g(PREFERS_UNIFORM_MLN).diff() > 0) and torch.all(g(CE_LIKE_MLN).diff() < 0)
+    q = torch.linspace(0, 1, 101)
+    valley = genome_to_module(MOTIVATING_MLN, HIDDEN)(torch.stack([q, 1 - q, torch.ones(101), torch.zeros(101)], 1))
+    assert q[valley.argmin()] == pytest.approx(0.1)
+    expected = F.softplus(7.5 * (q - 0.1).abs())
+    torch.testing.assert_close(valley, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_the_path_starts_clearly_above_uniform_and_ends_at_0_99():
+    assert [round(lowest_confidence(k), 4) for k in (2, 3, 5, 10, 100)] == [0.6, 0.4333, 0.3, 0.2, 0.2]
+    for k in (2, 3, 10, 100):
+        path = path_confidences(k)
+        assert path[0] == lowest_confidence(k) and path[-1] == pytest.approx(0.99) and len(path) == 16
+        assert all(np.diff(path) > 0) and path[0] >= 1 / k + 0.1 - 1e-12
+
+
+LOSSES_THAT_PASS = {
+    "ce": baseline_loss("ce"), "mse": baseline_loss("mse"), "focal": baseline_loss("focal"),
+    "poly1": baseline_loss("poly1"), "baikal": baseline_loss("baikal"), "ngl": baseline_loss("ngl"),
+    **{f"ls:{eps}": nn.CrossEntropyLoss(label_smoothing=eps) for eps in (0.05, 0.1, 0.3)},
+    "gp-ce": GPLoss(KNOWN_LOSSES["cross_entropy"]), "ce-like-mln": MLNLoss(genome_to_module(CE_LIKE_MLN, HIDDEN)),
+}
 
 
 @pytest.mark.parametrize("classes", [2, 3, 10])
-@pytest.mark.parametrize("loss", [baseline_loss("ce"), baseline_loss("mse"), baseline_loss("focal"),
-                                  nn.CrossEntropyLoss(label_smoothing=0.1), GPLoss(KNOWN_LOSSES["cross_entropy"]),
-                                  MLNLoss(genome_to_module(CE_LIKE_MLN, HIDDEN))], ids=lambda loss: type(loss).__name__)
-def test_cross_entropy_like_losses_pass(loss, classes):
-    result = check_loss(loss, classes)
+@pytest.mark.parametrize("name", list(LOSSES_THAT_PASS))
+def test_cross_entropy_like_and_short_of_certainty_losses_pass(name, classes):
+    result = check_loss(LOSSES_THAT_PASS[name], classes)
     assert result.ok and result.reason == "ok" and result.correct < result.uniform < result.wrong, result
+    assert result.confidence in path_confidences(classes)
+
+
+@pytest.mark.parametrize("name", ["baikal", "ngl", "ls:0.3"])
+def test_losses_that_stop_short_of_certainty_pass_on_a_prediction_short_of_it(name):
+    """Why the check asks for *some* correct prediction: these score a 0.9-confident correct
+    10-class prediction above the uniform one (Baikal and NGL) or their best well below 0.9."""
+    result = check_loss(LOSSES_THAT_PASS[name], 10)
+    assert result.ok and 0.2 <= result.confidence <= 0.8, result
+    p = torch.full((1, 10), 0.1 / 9)
+    p[0, 0] = 0.9
+    at_09 = float(LOSSES_THAT_PASS[name](p.log(), torch.tensor([0])))
+    assert at_09 > result.correct
+    if name != "ls:0.3":
+        assert at_09 > result.uniform
+
+
+@pytest.mark.parametrize("classes", [2, 3, 10])
+def test_the_motivating_mln_fails(classes):
+    for loss in (MLNLoss(genome_to_module(MOTIVATING_MLN, HIDDEN)),
+                 CompiledMLNLoss.from_mln(genome_to_module(MOTIVATING_MLN, HIDDEN), resolution=33)):
+        result = check_loss(loss, classes)
+        assert not result and result.reason == PREFERS_UNIFORM and result.correct > result.uniform, result
+        assert result.confidence == lowest_confidence(classes)  # its best on the path is the least confident
+    assert not population_passes(MOTIVATING_MLN[None], HIDDEN, classes)[0]
+
+
+@pytest.mark.parametrize("classes", [3, 10])
+def test_a_minimum_barely_above_uniform_fails_and_one_clearly_above_passes(classes):
+    """(p_true - m)^2: m halfway from 1/K to the path's lower end scores no probe below uniform."""
+    def valley(m):
+        return lambda logits, target: ((logits.softmax(1).gather(1, target[:, None]) - m) ** 2).mean()
+    low = lowest_confidence(classes)
+    assert check_loss(valley((1 / classes + low) / 2 - 0.01), classes).reason == PREFERS_UNIFORM
+    assert check_loss(valley(low), classes)
+    assert check_loss(valley(0.5 * (low + 0.99)), classes)
 
 
 @pytest.mark.parametrize("classes", [2, 10])
@@ -63,6 +150,10 @@ def test_losses_that_prefer_uniform_or_wrong_predictions_or_turn_non_finite_fail
     mln = check_loss(MLNLoss(genome_to_module(PREFERS_UNIFORM_MLN, HIDDEN)), classes)
     assert not mln and mln.reason == PREFERS_UNIFORM and mln.correct > mln.uniform
     assert "FAILED" in mln.line()
+
+    def negative_entropy(logits, target):  # sum p log p: lowest at the uniform prediction
+        return (logits.softmax(1) * logits.log_softmax(1)).sum(1).mean()
+    assert check_loss(negative_entropy, classes).reason == PREFERS_UNIFORM
 
     def wrong_is_fine(logits, target):  # -p_true - max p: correct < uniform, but wrong < uniform too
         p = torch.softmax(logits, 1)
@@ -74,12 +165,14 @@ def test_losses_that_prefer_uniform_or_wrong_predictions_or_turn_non_finite_fail
 
 def test_the_population_check_is_the_module_check():
     rng = np.random.default_rng(0)
-    genomes = np.stack([glorot_genome(HIDDEN, rng) for _ in range(12)] + [PREFERS_UNIFORM_MLN, CE_LIKE_MLN])
+    genomes = np.stack([glorot_genome(HIDDEN, rng) for _ in range(12)] + [MOTIVATING_MLN, PREFERS_UNIFORM_MLN,
+                                                                           CE_LIKE_MLN])
     for classes in (3, 10):
         batched = population_checks(torch.as_tensor(genomes), HIDDEN, classes)
         one_by_one = [check_loss(MLNLoss(genome_to_module(g, HIDDEN)), classes) for g in genomes]
         assert [c.ok for c in batched] == [c.ok for c in one_by_one]
-        assert not batched[-2].ok and batched[-1].ok and 0 < sum(c.ok for c in batched) < 13
+        assert [c.confidence for c in batched] == [c.confidence for c in one_by_one]
+        assert not batched[-3].ok and not batched[-2].ok and batched[-1].ok and 0 < sum(c.ok for c in batched) < 13
         np.testing.assert_allclose([c.uniform for c in batched], [c.uniform for c in one_by_one], rtol=1e-5)
     table = CompiledMLNLoss.from_mln(genome_to_module(PREFERS_UNIFORM_MLN, HIDDEN), resolution=33)
     assert check_loss(table, 10).reason == PREFERS_UNIFORM
@@ -113,18 +206,19 @@ def test_rejected_losses_are_counted_as_failed_in_the_logbook():
 
 @pytest.fixture
 def bad_run(tmp_path):
-    """A finished-looking run directory whose kept loss prefers uniform predictions."""
+    """A finished-looking run directory whose kept loss is the MLN that motivated the check."""
     run = tmp_path / "run"
     run.mkdir()
     tiny_config(classes=3).save(run / "config.json")
-    save_loss(run / "best_loss.pt", PREFERS_UNIFORM_MLN, HIDDEN, metadata=dict(method="hand-built", seed=0))
+    save_loss(run / "best_loss.pt", MOTIVATING_MLN, HIDDEN, metadata=dict(method="hand-built", seed=0))
     return run
 
 
 def test_meta_test_flags_a_loss_that_fails_the_check(bad_run, tmp_path, capsys):
     loss = str(bad_run / "best_loss.pt")
     result = meta_test([loss, "ce"], "digits", tmp_path / "mt", model="perceptron", seeds=1, steps=2, threads=1)
-    assert len(result.warnings) == 1 and result.warnings[0].startswith(f"warning: {loss}: 10-class check FAILED")
+    flagged = [w for w in result.warnings if "class check" in w]  # others: a rate search ended at an edge
+    assert len(flagged) == 1 and flagged[0].startswith(f"warning: {loss}: 10-class check FAILED")
     settings = json.loads((tmp_path / "mt" / "settings.json").read_text())
     assert settings["loss_checks"][loss]["ok"] is False and settings["loss_checks"][loss]["reason"] == PREFERS_UNIFORM
     assert "ce" not in settings["loss_checks"]
