@@ -7,7 +7,7 @@ from pathlib import Path
 from deap_mln.cli.argtypes import UsageError, positive_float, positive_int
 from deap_mln.cli.data_flags import add_data_arguments
 from deap_mln.cli.training_flags import add_device_argument
-from deap_mln.metatest.baselines import ALIASES, BASELINES, LABEL_SMOOTHING
+from deap_mln.metatest.baselines import ALIASES, BASELINES, LABEL_SMOOTHING, LS_TUNED, LS_TUNED_EPSILONS
 from deap_mln.metatest.train import (
     BASELINE_LR,
     BATCH_SIZE,
@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "(table, CSV, markdown, curves.png) and a paired test of each loss against CE.")
     mt.add_argument("--loss", nargs="+", required=True, metavar="LOSS",
                     help=f"{', '.join(BASELINES)} ({', '.join(f'{a} = {b}' for a, b in ALIASES.items())}: "
-                         f"CE with label smoothing {LABEL_SMOOTHING:g}), or a saved evolved loss file "
+                         f"CE with label smoothing {LABEL_SMOOTHING:g}; ls:EPS at another epsilon; {LS_TUNED}: "
+                         f"epsilon chosen from {'/'.join(f'{e:g}' for e in LS_TUNED_EPSILONS)} with its rate, "
+                         "tuned protocol only), or a saved evolved loss file "
                          "(a run's best_loss.pt: MLN, compiled table, GP or TaylorGLO)")
     mt.add_argument("--model", choices=MODELS, default="mlp3", help="classifier (default mlp3)")
     add_data_arguments(mt, "--dataset", required=True)

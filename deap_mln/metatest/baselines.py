@@ -11,6 +11,10 @@ returns the batch mean:
 - ``ls`` (also ``label-smoothing``): cross-entropy against targets smoothed by 0.1
   (Szegedy et al. 2016), ``nn.CrossEntropyLoss(label_smoothing=0.1)``; ``ls:EPS`` smooths by
   another epsilon in [0, 1) (``ls:0.2``), labelled by its name (``ls:0.1`` is ``ls``).
+- ``ls-tuned``: label smoothing whose epsilon a meta-test chooses from :data:`LS_TUNED_EPSILONS`
+  together with its learning rate, on the tuned protocol's validation split
+  (:func:`deap_mln.metatest.train.tune_label_smoothing`); until then it has no epsilon, and its
+  module refuses to be called (a fixed epsilon is ``ls:EPS``).
 - ``poly1``: Poly-1 (Leng et al. 2022, PolyLoss): CE + epsilon (1 - p_y) with epsilon = 1.
 - ``baikal``: the Baikal loss (Gonzalez and Miikkulainen 2020), sum_k [-(log p_k - y_k / p_k)],
   the formula of :data:`deap_mln.gp.tree.KNOWN_LOSSES`, used as a :class:`~deap_mln.gp.tree.GPLoss`.
@@ -42,11 +46,13 @@ from torch.nn import functional as F
 
 from deap_mln.saved_losses import MLN_FORMAT, MLN_FORMATS, loss_from_record, read_record
 
-BASELINES = ("ce", "mse", "focal", "ls", "poly1", "baikal", "ngl")
+BASELINES = ("ce", "mse", "focal", "ls", "poly1", "baikal", "ngl", "ls-tuned")
 ALIASES = {"label-smoothing": "ls"}  # other --loss names of a baseline
 FOCAL_GAMMA = 2.0
 LABEL_SMOOTHING = 0.1
 LABEL_SMOOTHING_PREFIX = "ls:"  # ls:EPS names label smoothing at another epsilon
+LS_TUNED = "ls-tuned"  # label smoothing with epsilon and rate chosen together on the validation split
+LS_TUNED_EPSILONS = (0.02, 0.05, 0.1, 0.2, 0.3)  # the epsilons ls-tuned chooses from
 POLY1_EPSILON = 1.0
 GP_BASELINES = {"baikal": "baikal", "ngl": "ngl"}  # --loss name -> its formula's key in gp.tree.KNOWN_LOSSES
 MLN_PATHS = ("table", "exact")  # how a saved MLN is trained: compiled table (default) or the network
@@ -87,6 +93,14 @@ class Poly1Loss(nn.Module):
         return (-log_p + self.epsilon * (1.0 - log_p.exp())).mean()
 
 
+class UntunedLabelSmoothing(nn.Module):
+    """The loss of ``ls-tuned`` before a meta-test has chosen its epsilon: calling it is an error."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError(f"{LS_TUNED} has no epsilon until a meta-test tunes it (tuned protocol); "
+                           f"name a fixed one as {LABEL_SMOOTHING_PREFIX}EPS")
+
+
 def label_smoothing_epsilon(name: str) -> float | None:
     """The epsilon of a label-smoothing name: ``ls`` (or ``label-smoothing``) -> 0.1, ``ls:EPS`` ->
     EPS; None for any other name. ValueError for an ``ls:`` whose epsilon is not a number in [0, 1)."""
@@ -116,6 +130,8 @@ def baseline_loss(name: str) -> nn.Module:
     if epsilon is not None:
         return nn.CrossEntropyLoss(label_smoothing=epsilon)
     name = ALIASES.get(name, name)
+    if name == LS_TUNED:
+        return UntunedLabelSmoothing()
     if name in GP_BASELINES:
         from deap_mln.gp.tree import KNOWN_LOSSES, GPLoss
 
@@ -154,6 +170,13 @@ def compile_mln(module: nn.Module) -> nn.Module:
     for part in attribute.split("."):
         compiler = getattr(compiler, part)
     return compiler(module)
+
+
+def label_smoothing_spec(epsilon: float, label: str | None = None) -> LossSpec:
+    """Label smoothing at ``epsilon`` as a loss to meta-test, labelled ``label`` (default its
+    :func:`resolve_loss` name: ``ls`` for 0.1, else ``ls:EPS``)."""
+    name = "ls" if epsilon == LABEL_SMOOTHING else f"{LABEL_SMOOTHING_PREFIX}{epsilon:g}"
+    return LossSpec(label or name, baseline_loss(name), mln=False)
 
 
 def resolve_loss(spec: str, mln_path: str = "table") -> LossSpec:

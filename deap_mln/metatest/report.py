@@ -133,10 +133,12 @@ def summary_row(s: LossSummary) -> dict:
 
 
 def markdown_table(summaries: Sequence[LossSummary], reference: str = REFERENCE,
-                   rates: Mapping[str, float] | None = None, at_edge: Collection[str] = ()) -> str:
+                   rates: Mapping[str, float] | None = None, at_edge: Collection[str] = (),
+                   row_labels: Mapping[str, str] | None = None) -> str:
     """The summary as a markdown table (also what the terminal shows); with ``rates`` (loss ->
     learning rate), a column of each loss's rate follows its name, marked :data:`EDGE_MARK`
-    for the losses in ``at_edge``."""
+    for the losses in ``at_edge``. ``row_labels`` shows a loss under a longer label
+    (``ls-tuned (eps 0.05)``)."""
     lr_head, lr_align = ("lr | ", "---:|") if rates else ("", "")
     lines = [f"| loss | {lr_head}runs | test accuracy mean | std | diff vs {reference} [95% CI] | test | p | diverged | s/run |",
              f"|---|{lr_align}---:|---:|---:|---:|---|---:|---:|---:|"]
@@ -145,7 +147,8 @@ def markdown_table(summaries: Sequence[LossSummary], reference: str = REFERENCE,
         vs = (f"{_difference(c)} | {c.test} | {_p(c.p_value)}" if c else
               ("(reference) | | " if s.loss == reference else "n/a | no reference run | "))
         lr = f"{_rate(rates, s.loss)}{' ' + EDGE_MARK if s.loss in at_edge else ''} | " if rates else ""
-        lines.append(f"| {s.loss} | {lr}{s.runs} | {s.mean:.4f} | {s.std:.4f} | {vs} | {s.diverged} | {s.seconds:.1f} |")
+        label = (row_labels or {}).get(s.loss, s.loss)
+        lines.append(f"| {label} | {lr}{s.runs} | {s.mean:.4f} | {s.std:.4f} | {vs} | {s.diverged} | {s.seconds:.1f} |")
     return "\n".join(lines)
 
 
@@ -195,7 +198,8 @@ def write_report(records: Sequence[RunRecord], out_dir: str | Path, run_info: di
     settings.json: ``run_info`` (what was run, with which settings). Its ``learning_rates``
     (loss -> rate), where present, become a column of the table and of summary.csv; where it
     has a tuned protocol's searches, summary.csv gets ``lr_at_edge`` (1 for a search that ended
-    at an edge, else 0) and the table marks those rates :data:`EDGE_MARK`, explained under it."""
+    at an edge, else 0) and the table marks those rates :data:`EDGE_MARK`, explained under it.
+    Its ``row_labels`` (loss -> label) name rows of the table (ls-tuned with its epsilon)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summaries = summarise_losses(records, reference)
@@ -213,7 +217,7 @@ def write_report(records: Sequence[RunRecord], out_dir: str | Path, run_info: di
                                    for r in records for step, a in zip(r.steps, r.accuracy)])
     title = f"{run_info.get('model', '')} on {run_info.get('dataset', '')}"
     plot_curves(records, out / "curves.png", title=f"{title}: test accuracy (mean +- 1 std)")
-    table = markdown_table(summaries, reference, rates, at_edge)
+    table = markdown_table(summaries, reference, rates, at_edge, run_info.get("row_labels"))
     settings = ", ".join(f"{k} {run_info[k]}" for k in ("protocol", "optimizer", "steps", "batch_size", "lr", "mln_lr")
                          if run_info.get(k) is not None)
     note = statistics_note([s.comparison for s in summaries if s.comparison], reference)

@@ -12,7 +12,9 @@ The protocol (:data:`deap_mln.metatest.train.PROTOCOLS`) sets each loss's learni
 at its rate on the whole training split and scored on the test split like the others. A loss
 whose rate search ends at an edge of the rates it tried (not bracketed) is flagged: a warning,
 ``(edge)`` beside its rate in the table, ``lr_at_edge`` in summary.csv, ``at_edge`` in
-settings.json.
+settings.json. The reference ``ls-tuned`` (tuned protocol only) chooses its label-smoothing
+epsilon with its rate (:func:`deap_mln.metatest.train.tune_label_smoothing`); settings.json
+records the choice (``tuning``, ``label_smoothing``) and the table labels its row with it.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from pathlib import Path
 import torch
 
 from deap_mln.data.source import Source, check_source, load_source, source_name
-from deap_mln.metatest.baselines import LossSpec, is_baseline, resolve_loss
+from deap_mln.metatest.baselines import LS_TUNED, LossSpec, is_baseline, resolve_loss
 from deap_mln.metatest.report import write_report
 from deap_mln.metatest.train import (
     BASELINE_LR,
@@ -36,11 +38,13 @@ from deap_mln.metatest.train import (
     PROTOCOLS,
     TUNING_FIRST_SEED,
     TUNING_SEEDS,
+    LabelSmoothingSearch,
     LearningRateSearch,
     MetaTestSettings,
     RunRecord,
     paper_learning_rate,
     run_meta_test,
+    tune_label_smoothing,
     tune_learning_rate,
     validation_split,
 )
@@ -74,8 +78,9 @@ def meta_test(losses: Sequence[str], dataset: Source, out_dir: str | Path, *, mo
     with its ``label`` column, ``npz:PATH``, arrays); ``model`` a model name or a function
     ``(input_shape, num_classes) -> nn.Module``; SGD runs with ``momentum``.
 
-    ``losses`` are baseline names (``ce``, ``mse``, ``focal``, ``ls``) or saved loss files; a
-    saved MLN trains through its compiled table (``mln_path="table"``) or exactly (``"exact"``).
+    ``losses`` are baseline names (``ce``, ``mse``, ``focal``, ``ls``, ``ls:EPS``, ``ls-tuned``, ...)
+    or saved loss files; a saved MLN trains through its compiled table (``mln_path="table"``) or
+    exactly (``"exact"``). ``ls-tuned`` needs the tuned protocol: its epsilon is chosen with its rate.
     ``protocol``: ``"tuned"`` (each loss's rate chosen from ``lr_grid``, default
     :data:`~deap_mln.metatest.train.LR_GRIDS`, by mean validation accuracy over ``tuning_seeds``
     runs; ``lr`` and ``mln_lr`` unused), ``"equal"`` (every loss at ``lr``) or ``"paper"``
@@ -96,6 +101,9 @@ def meta_test(losses: Sequence[str], dataset: Source, out_dir: str | Path, *, mo
         raise ValueError(f"the same loss is listed twice: {' '.join(losses)}")
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
+    if LS_TUNED in labels and protocol != "tuned":
+        raise ValueError(f"{LS_TUNED} chooses its epsilon together with its learning rate: it needs the tuned "
+                         f"protocol, not {protocol} (a fixed epsilon is ls:EPS)")
     name = source_name(dataset)
     if isinstance(dataset, str):
         check_source(dataset)
@@ -118,14 +126,24 @@ def meta_test(losses: Sequence[str], dataset: Source, out_dir: str | Path, *, mo
     start = time.perf_counter()
     tuning: dict[str, LearningRateSearch] = {}
     tuning_info: dict = {}
+    smoothing: LabelSmoothingSearch | None = None
     if protocol == "tuned":
         tuning_data = validation_split(data, data_seed)
         tuning_seed_list = list(range(TUNING_FIRST_SEED, TUNING_FIRST_SEED + tuning_seeds))
         say(f"tuning on {tuning_data.source}, {tuning_seeds} seeds per rate")
         for spec in specs:
-            tuning[spec.label] = search = tune_learning_rate(tuning_data, spec, settings, tuning_seed_list, lr_grid)
-            say(f"{spec.label:>12}  lr {search.best:g}: validation accuracy "
-                + ", ".join(f"{rate:g} {score:.4f}" for rate, score in zip(search.rates, search.scores)))
+            if spec.label == LS_TUNED:  # epsilon and rate together; per_loss holds the chosen epsilon's search
+                smoothing = tune_label_smoothing(tuning_data, settings, tuning_seed_list, lr_grid)
+                for epsilon, each in zip(smoothing.epsilons, smoothing.searches):
+                    say(f"{spec.label:>12}  eps {epsilon:g}: lr {each.best:g}, validation accuracy "
+                        + ", ".join(f"{rate:g} {score:.4f}" for rate, score in zip(each.rates, each.scores)))
+                tuning[spec.label] = search = smoothing.search
+                say(f"{spec.label:>12}  chose eps {smoothing.epsilon:g}, lr {search.best:g}")
+            else:
+                tuning[spec.label] = search = tune_learning_rate(tuning_data, spec, settings, tuning_seed_list,
+                                                                 lr_grid)
+                say(f"{spec.label:>12}  lr {search.best:g}: validation accuracy "
+                    + ", ".join(f"{rate:g} {score:.4f}" for rate, score in zip(search.rates, search.scores)))
             if search.at_edge:  # also in settings.json (at_edge), the table and summary.csv (report.py)
                 say(f"{spec.label:>12}  note: {search.edge_reason()}")
                 warnings.append(f"warning: {spec.label}: {search.edge_reason()}: its accuracy may be understated")
@@ -133,6 +151,10 @@ def meta_test(losses: Sequence[str], dataset: Source, out_dir: str | Path, *, mo
                        "lr_bounds": list(LR_BOUNDS), "flat_rungs": FLAT_RUNGS,
                        "seconds": round(time.perf_counter() - start, 2),
                        "per_loss": {k: s.to_dict() for k, s in tuning.items()}}
+        if smoothing is not None:  # per_loss also names the epsilon of ls-tuned's search
+            tuning_info["per_loss"][LS_TUNED]["epsilon"] = smoothing.epsilon
+            tuning_info["label_smoothing"] = smoothing.to_dict()
+            specs = [smoothing.spec() if spec.label == LS_TUNED else spec for spec in specs]
     rates = {spec.label: learning_rate(spec, settings, protocol, tuning) for spec in specs}
     records = run_meta_test(specs, data, settings, seed_list, progress=progress, rates=rates)
     seconds = time.perf_counter() - start
@@ -142,7 +164,8 @@ def meta_test(losses: Sequence[str], dataset: Source, out_dir: str | Path, *, mo
                 "torch": torch.__version__, "seconds": round(seconds, 2), **asdict(settings), "model": settings.model_name,
                 "protocol": protocol, "learning_rates": rates, "tuning": tuning_info,
                 "mln_paths": {spec.label: spec.mln_path for spec in specs if spec.mln},
-                "loss_checks": {label: check.to_dict() for label, check in checks.items()}}
+                "loss_checks": {label: check.to_dict() for label, check in checks.items()},
+                "row_labels": {LS_TUNED: f"{LS_TUNED} (eps {smoothing.epsilon:g})"} if smoothing else {}}
     if protocol != "paper":  # the paper's two rates were not used as such
         run_info["mln_lr"] = None
     if protocol == "tuned":

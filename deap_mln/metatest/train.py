@@ -17,6 +17,9 @@ Batch 500 and 1,000 steps on synthetic tasks follow the Adaptive-MLN paper's met
 - ``equal``: every loss at one rate.
 - ``paper``: 1e-3 for the baselines and 1e-4 for evolved (MLN) losses, as in the paper.
 
+Under ``tuned``, the reference ``ls-tuned`` chooses its label-smoothing epsilon together with its
+rate on the same validation split and seeds (:func:`tune_label_smoothing`).
+
 :func:`deap_mln.metatest.run.meta_test` runs a whole comparison and writes the files of
 :func:`deap_mln.metatest.report.write_report`.
 """
@@ -29,7 +32,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from deap_mln.data.datasets import ClassificationData
-from deap_mln.metatest.baselines import LossSpec
+from deap_mln.metatest.baselines import LS_TUNED, LS_TUNED_EPSILONS, LossSpec, label_smoothing_spec
 from deap_mln.seeding import generator
 from deap_mln.training.trainer import (  # noqa: F401  (re-exported: the meta-test's trainer)
     DEFAULT_STEPS,
@@ -255,3 +258,42 @@ def tune_learning_rate(tuning_data: ClassificationData, loss: LossSpec, settings
         return sum(run.final_accuracy for run in runs) / len(runs)
 
     return search_learning_rate(mean_validation_accuracy, grid or LR_GRIDS[settings.optimizer], bounds)
+
+
+@dataclass(frozen=True)
+class LabelSmoothingSearch:
+    """``ls-tuned``'s choice: for each epsilon tried, its rate search (:func:`tune_learning_rate`);
+    the epsilon chosen and its search, whose best rate is the pair's rate."""
+
+    epsilons: list[float]
+    searches: list[LearningRateSearch]
+    epsilon: float
+    search: LearningRateSearch
+
+    def spec(self) -> LossSpec:
+        """The chosen loss, labelled ``ls-tuned``."""
+        return label_smoothing_spec(self.epsilon, LS_TUNED)
+
+    def to_dict(self) -> dict:
+        return dict(chosen_epsilon=self.epsilon, chosen_lr=self.search.best, epsilons=self.epsilons,
+                    per_epsilon={f"{e:g}": s.to_dict() for e, s in zip(self.epsilons, self.searches)})
+
+
+def best_score(search: LearningRateSearch) -> float:
+    """The mean validation accuracy of a search's chosen rate."""
+    return search.scores[search.rates.index(search.best)]
+
+
+def tune_label_smoothing(tuning_data: ClassificationData, settings: MetaTestSettings, seeds: Sequence[int],
+                         grid: Sequence[float] | None = None, epsilons: Sequence[float] = LS_TUNED_EPSILONS,
+                         bounds: tuple[float, float] = LR_BOUNDS) -> LabelSmoothingSearch:
+    """``ls-tuned``: label smoothing's epsilon and rate chosen together. For each epsilon, the
+    tuned protocol's bracketing rate search (:func:`tune_learning_rate`, same validation split,
+    seeds and grid); the pair chosen is the best epsilon's best rate, by mean validation accuracy
+    (NaN worst), ties going to the smaller epsilon (and, within an epsilon, to the smaller rate)."""
+    ordered = sorted(set(epsilons))
+    if not ordered:
+        raise ValueError("ls-tuned needs at least one epsilon")
+    searches = [tune_learning_rate(tuning_data, label_smoothing_spec(e), settings, seeds, grid, bounds) for e in ordered]
+    chosen = max(range(len(ordered)), key=lambda i: _rank(best_score(searches[i])))  # the first, smallest, of ties
+    return LabelSmoothingSearch(ordered, searches, ordered[chosen], searches[chosen])
