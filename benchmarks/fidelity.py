@@ -37,10 +37,12 @@ it stopped on any machine that has the committed job files. Jobs run cell by cel
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import math
 import multiprocessing
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -78,6 +80,7 @@ TARGET_OF_CEILING, CEILING_BAR = 0.9, 0.9
 BOOTSTRAP_RESAMPLES = 2000
 CE_TIMING_RUNS = 2     # extra CE runs timed in CPU seconds (the cost fractions' denominator)
 CODE_PATHS = ("deap_mln", "benchmarks/fidelity.py")
+Numbers = Sequence[float] | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Setting:
     fraction: float = 0.0  # of the spec's steps (faithful, halving: per rung)
     rates: str = "fixed"
     rungs: int = 0
+    stage: str = "fitness"  # the job stage that computes it (settings added later get their own jobs)
 
     def describe(self) -> str:
         if self.kind == "brief":
@@ -107,10 +111,12 @@ SETTINGS = (
     Setting("spec 10%", "faithful", 0.10),
     Setting("spec 20%", "faithful", 0.20),
     Setting("spec 10% search", "faithful", 0.10, "search"),
+    Setting("spec 5% search", "faithful", 0.05, "search", stage="fitness-extra"),
     Setting("spec 10% normalised", "faithful", 0.10, "normalised"),
-    Setting("halving 5% x3", "halving", 0.05, rungs=3),
+    Setting("halving 5%, 3 rungs", "halving", 0.05, rungs=3),
 )
 PER_LOSS_SETTINGS = tuple(s for s in SETTINGS if s.kind != "halving")
+FITNESS_STAGES = tuple(dict.fromkeys(s.stage for s in PER_LOSS_SETTINGS))
 HALVING = next(s for s in SETTINGS if s.kind == "halving")
 
 
@@ -133,22 +139,14 @@ class Plan:
 # ------------------------------------------------------------------------------ the pure part: statistics
 
 
-def average_ranks(values: Sequence[float]) -> np.ndarray:
+def average_ranks(values: Numbers) -> np.ndarray:
     """Ranks 1..n of ``values``, ties sharing their mean rank (NaN must be replaced before)."""
-    x = np.asarray(values, dtype=float)
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x))
-    i = 0
-    while i < len(x):
-        j = i
-        while j + 1 < len(x) and x[order[j + 1]] == x[order[i]]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
+    _, inverse, counts = np.unique(np.asarray(values, dtype=float), return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)                      # 1-based rank of each distinct value's last copy
+    return ((last - counts + 1 + last) / 2)[inverse.reshape(-1)]
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+def spearman(a: Numbers, b: Numbers) -> float:
     """Spearman's rank correlation (Pearson's of the average ranks); NaN where either is constant."""
     if len(a) != len(b):
         raise ValueError(f"spearman needs two sequences of one length, got {len(a)} and {len(b)}")
@@ -158,17 +156,31 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     return float((ra * rb).sum() / denominator) if denominator > 0 else math.nan
 
 
-def bootstrap_spearman(a: Sequence[float], b: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES,
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], n: int, resamples: int = BOOTSTRAP_RESAMPLES,
                        seed: int = 0) -> tuple[float, float]:
-    """Percentile 95% interval of :func:`spearman` over ``resamples`` resamples of the pairs (the
-    panel's losses, with replacement); resamples where either side is constant are left out."""
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    """Percentile 95% interval of ``statistic(indices)`` over ``resamples`` resamples, with
+    replacement, of ``n`` items (the panel's losses); NaN statistics (a constant side) are left out."""
     rng = np.random.default_rng(seed)
-    values = [spearman(x[idx], y[idx]) for idx in rng.integers(0, len(x), size=(resamples, len(x)))]
+    values = [statistic(idx) for idx in rng.integers(0, n, size=(resamples, n))]
     finite = np.array([v for v in values if not math.isnan(v)])
     if not len(finite):
         return math.nan, math.nan
     return float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))
+
+
+def bootstrap_spearman(a: Numbers, b: Numbers, resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile 95% interval of :func:`spearman` over resamples of the pairs (:func:`bootstrap_interval`)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return bootstrap_interval(lambda idx: spearman(x[idx], y[idx]), len(x), resamples, seed)
+
+
+def single_seed_spearman(per_seed: np.ndarray, truth: np.ndarray, idx: np.ndarray | None = None) -> float:
+    """The mean over run seeds (rows of ``per_seed``, losses in columns) of the Spearman of one
+    seed's fitness with ``truth``: the fidelity of a fitness that trains each candidate once."""
+    cols = np.arange(per_seed.shape[1]) if idx is None else idx
+    values = [v for v in (spearman(row[cols], truth[cols]) for row in per_seed) if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
 
 
 def seed_halves(seeds: Sequence[int]) -> tuple[list[int], list[int]]:
@@ -211,7 +223,7 @@ def meets_target(spearman_value: float, cost_fraction: float, ceiling_value: flo
 
 def cell_table(meta: dict[str, dict], fitness: dict[str, dict], halving: dict[Any, dict],
                meta_seeds: Sequence[int], fitness_seeds: Sequence[int], ce_cpu_seconds: float,
-               settings: Sequence[Setting] = SETTINGS) -> dict:
+               settings: Sequence[Setting] = SETTINGS, resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
     """One cell's table from its job facts.
 
     ``meta[loss]``: ``accuracy`` {seed: test accuracy}, ``lr``; ``fitness[loss]``: per setting
@@ -223,25 +235,33 @@ def cell_table(meta: dict[str, dict], fitness: dict[str, dict], halving: dict[An
     truth = {k: float(np.mean([_at(meta[k]["accuracy"], s) for s in meta_seeds])) for k in losses}
     accuracy = {k: {s: _at(meta[k]["accuracy"], s) for s in meta_seeds} for k in losses}
     rows: list[dict[str, Any]] = []
+    b = np.array([truth[k] for k in losses])
     for setting in settings:
         if setting.kind == "halving":
             if not all(s in halving or str(s) in halving for s in fitness_seeds):
                 continue
-            per_seed = [_at(halving, s) for s in fitness_seeds]
-            scores = {k: fitness_value([run["values"][k] for run in per_seed]) for k in losses}
-            cpu = float(np.mean([run["cpu_seconds"] / len(run["values"]) for run in per_seed]))
+            runs = [_at(halving, s) for s in fitness_seeds]
+            per_seed = np.array([[fitness_value([run["values"][k]]) for k in losses] for run in runs])
+            cpu = float(np.mean([run["cpu_seconds"] / len(run["values"]) for run in runs]))
         else:
             if not all(setting.name in fitness.get(k, {}) for k in losses):
                 continue
-            scores = {k: fitness_value([_at(fitness[k][setting.name]["values"], s) for s in fitness_seeds])
-                      for k in losses}
+            per_seed = np.array([[fitness_value([_at(fitness[k][setting.name]["values"], s)]) for k in losses]
+                                 for s in fitness_seeds])
             cpu = float(np.mean([_at(fitness[k][setting.name]["cpu_seconds"], s)
                                  for k in losses for s in fitness_seeds]))
-        a, b = [scores[k] for k in losses], [truth[k] for k in losses]
-        low, high = bootstrap_spearman(a, b)
-        rows.append(dict(setting=setting.name, spearman=spearman(a, b), ci=[low, high],
-                         cost_fraction=cpu / ce_cpu_seconds, cpu_seconds_per_loss_seed=cpu,
-                         fitness={k: scores[k] for k in losses}))
+        a = per_seed.mean(axis=0)
+        for count in sorted({1, len(fitness_seeds)}):
+            if count == 1:   # one training per candidate: the mean over seeds of each seed's Spearman
+                value = single_seed_spearman(per_seed, b)
+                ci = bootstrap_interval(functools.partial(single_seed_spearman, per_seed, b), len(losses), resamples)
+            else:            # the mean of ``count`` trainings per candidate (as FaithfulFitness(splits=count) costs)
+                value, ci = spearman(a, b), bootstrap_spearman(a, b, resamples)
+            rows.append(dict(setting=setting.name if count == 1 else f"{setting.name}, mean of {count}",
+                             base_setting=setting.name, trainings=count, spearman=value, ci=list(ci),
+                             cost_fraction=count * cpu / ce_cpu_seconds, cost_per_training=cpu / ce_cpu_seconds,
+                             cpu_seconds_per_loss_seed=cpu,
+                             fitness={k: float(v) for k, v in zip(losses, per_seed[0] if count == 1 else a)}))
     c = ceiling(accuracy, meta_seeds)
     for row in rows:
         row["meets_target"] = meets_target(row["spearman"], row["cost_fraction"], c)
@@ -268,8 +288,9 @@ def choose_default(tables: dict[str, dict]) -> dict:
         rows = [next((r for r in t["rows"] if r["setting"] == name), None) for t in tables.values()]
         if any(r is None for r in rows):
             continue
-        if all(r["cost_fraction"] <= COST_LIMIT for r in rows):  # type: ignore[index]
-            candidates.append((float(np.nanmean([r["spearman"] for r in rows])),  # type: ignore[index]
+        spearmans = [r["spearman"] for r in rows if not math.isnan(r["spearman"])]  # type: ignore[index]
+        if spearmans and all(r["cost_fraction"] <= COST_LIMIT for r in rows):  # type: ignore[index]
+            candidates.append((float(np.mean(spearmans)),
                                -float(np.mean([r["cost_fraction"] for r in rows])), name))  # type: ignore[index]
     if not candidates:
         return dict(setting=None, reason=f"no setting costs at most {COST_LIMIT} in every cell")
@@ -356,8 +377,10 @@ def meta_test_job(cell: str, loss: str, plan: Plan, out: Path) -> dict:
 
     torch.set_num_threads(1)
     code = harness.git_state(CODE_PATHS)
+    work = out / "work" / cell.replace("/", "-") / loss
+    shutil.rmtree(work, ignore_errors=True)   # an interrupted job's partial report
     cpu, wall = time.process_time(), time.perf_counter()
-    result = meta_test([panel_spec(loss)], dataset, out / "work" / cell.replace("/", "-") / loss, model=MODEL,
+    result = meta_test([panel_spec(loss)], dataset, work, model=MODEL,
                        seeds=len(plan.meta_seeds), first_seed=plan.meta_seeds[0], steps=steps, batch_size=BATCH_SIZE,
                        optimizer=optimizer, protocol="tuned", threads=1)
     label = next(iter(result.run_info["learning_rates"]))
@@ -398,13 +421,15 @@ def time_ce_runs(cell: str, lr: float, plan: Plan) -> list[float]:
     return seconds
 
 
-def fitness_job(cell: str, loss: str, plan: Plan, out: Path, ce_lr: float) -> dict:
-    """Every per-loss setting's fitness of ``loss`` in ``cell`` for each run seed, with its CPU seconds."""
+def fitness_job(cell: str, loss: str, plan: Plan, out: Path, ce_lr: float, stage: str = "fitness") -> dict:
+    """The fitness of ``loss`` in ``cell`` by every per-loss setting of ``stage``, for each run seed,
+    with its CPU seconds."""
     dataset, _ = cell.split("/")
     steps = plan.cell_steps(dataset)
-    identity = dict(stage="fitness", cell=cell, loss=loss, loss_id=loss_digest(loss), seeds=list(plan.fitness_seeds),
-                    steps=steps, ce_lr=ce_lr, settings=[s.name for s in PER_LOSS_SETTINGS])
-    path = job_path(out, cell, "fitness", loss)
+    settings = [s for s in PER_LOSS_SETTINGS if s.stage == stage]
+    identity = dict(stage=stage, cell=cell, loss=loss, loss_id=loss_digest(loss), seeds=list(plan.fitness_seeds),
+                    steps=steps, ce_lr=ce_lr, settings=[s.name for s in settings])
+    path = job_path(out, cell, stage, loss)
     if (done := _finished(path, identity)) is not None:
         return done
     import torch
@@ -422,7 +447,7 @@ def fitness_job(cell: str, loss: str, plan: Plan, out: Path, ce_lr: float) -> di
     load_fitness_data(dataset)   # cached: its loading is not the fitness's cost
     spec = _spec(cell, steps, ce_lr)
     results: dict[str, dict[str, dict[int, float]]] = {}
-    for setting in PER_LOSS_SETTINGS:
+    for setting in settings:
         values, seconds = {}, {}
         for seed in plan.fitness_seeds:
             tic = time.process_time()
@@ -487,6 +512,8 @@ def plan_jobs(plan: Plan, out: Path) -> list[Job]:
         jobs += [Job(f"{cell}|fitness|{loss}", fitness_job, (cell, loss, plan, out), ce) for loss in plan.panel]
         jobs += [Job(f"{cell}|halving|seed{seed}", halving_job, (cell, seed, plan, out), ce)
                  for seed in plan.fitness_seeds]
+        jobs += [Job(f"{cell}|{stage}|{loss}", functools.partial(fitness_job, stage=stage), (cell, loss, plan, out), ce)
+                 for stage in FITNESS_STAGES[1:] for loss in plan.panel]
     return jobs
 
 
@@ -551,7 +578,8 @@ def fidelity_tables(facts: dict[str, dict], plan: Plan) -> dict[str, dict]:
         if any(v is None for v in meta.values()):
             continue
         ce = meta["ce"]
-        fitness = {k: facts[f"{cell}|fitness|{k}"]["settings"] for k in plan.panel if f"{cell}|fitness|{k}" in facts}
+        fitness = {k: {name: value for stage in FITNESS_STAGES if f"{cell}|{stage}|{k}" in facts
+                       for name, value in facts[f"{cell}|{stage}|{k}"]["settings"].items()} for k in plan.panel}
         halving = {s: facts[f"{cell}|halving|seed{s}"] for s in plan.fitness_seeds
                    if f"{cell}|halving|seed{s}" in facts}
         tables[cell] = cell_table({k: v for k, v in meta.items() if v is not None}, fitness, halving,
@@ -575,10 +603,13 @@ def markdown(result: dict) -> str:
              f"`{result['command']}`; {harness.machine_line(result['machine'])}", "",
              f"Panel of {len(plan['panel'])} losses: {', '.join(plan['panel'])}. Meta-test: mlp3, batch {BATCH_SIZE}, "
              f"{plan['steps']} steps, each loss at its own tuned rate, seeds "
-             f"{plan['meta_seeds'][0]}-{plan['meta_seeds'][-1]}; fitness: mean over run seeds "
-             f"{', '.join(map(str, plan['fitness_seeds']))}. *Spearman*: rank correlation of a setting's fitness with "
-             f"the meta-test's mean accuracy over the panel, [bootstrap 95% interval, losses resampled]; *cost*: "
-             "fitness CPU seconds per loss per seed / CPU seconds of one meta-test run of CE in the cell; "
+             f"{plan['meta_seeds'][0]}-{plan['meta_seeds'][-1]}; fitness trained with run seeds "
+             f"{', '.join(map(str, plan['fitness_seeds']))}. Each setting has two rows: *one training* per loss "
+             "(Spearman: the mean over the seeds of each seed's Spearman) and *mean of N* (the fitness is the mean "
+             "over the N seeds, N trainings per loss, as `FaithfulFitness(splits=N)` would cost). *Spearman*: rank "
+             "correlation of the fitness with the meta-test's mean accuracy over the panel [bootstrap 95% interval, "
+             "panel losses resampled]; *cost*: the fitness's CPU seconds per loss (trainings x CPU s per training) / "
+             "CPU seconds of one meta-test run of CE in the cell (timed in the same kind of job); "
              f"*ceiling C*: Spearman between the meta-test means of seeds "
              f"{'-'.join(map(str, seed_halves(plan['meta_seeds'])[0]))} and "
              f"{'-'.join(map(str, seed_halves(plan['meta_seeds'])[1]))}. *Target* (issue 21): Spearman >= "
@@ -599,20 +630,23 @@ def markdown(result: dict) -> str:
                   f"Ceiling C {_f(table['ceiling'])} (seeds {table['ceiling_halves'][0]} vs "
                   f"{table['ceiling_halves'][1]}; mean over all such splits {_f(table['ceiling_over_splits'])}); "
                   f"one meta-test run of CE: {table['ce_run_cpu_seconds']:.2f} CPU s.", "",
-                  "| setting | Spearman [95% CI] | cost | CPU s / loss / seed | target met |",
-                  "|---|---:|---:|---:|---|"]
+                  "| setting | trainings | Spearman [95% CI] | cost | CPU s / training | target met |",
+                  "|---|---:|---:|---:|---:|---|"]
         for row in table["rows"]:
-            lines.append(f"| {row['setting']} | {_f(row['spearman'])} [{_f(row['ci'][0])}, {_f(row['ci'][1])}] | "
-                         f"{_f(row['cost_fraction'], '.3f')} | {row['cpu_seconds_per_loss_seed']:.2f} | "
-                         f"{'yes' if row['meets_target'] else 'no'} |")
-        names = [row["setting"] for row in table["rows"]]
+            lines.append(f"| {row['setting']} | {row['trainings']} | {_f(row['spearman'])} [{_f(row['ci'][0])}, "
+                         f"{_f(row['ci'][1])}] | {_f(row['cost_fraction'], '.3f')} | "
+                         f"{row['cpu_seconds_per_loss_seed']:.2f} | {'yes' if row['meets_target'] else 'no'} |")
+        most = max(row["trainings"] for row in table["rows"])
+        shown = [row for row in table["rows"] if row["trainings"] == most]
+        names = [row["base_setting"] for row in shown]
+        lines += ["", f"Fitness of each loss (mean of {most} trainings; halving: rung reached + accuracy):"]
         lines += ["", "| loss | meta-test acc. (sd) | lr | " + " | ".join(names) + " |",
                   "|---|---:|---:|" + "---:|" * len(names)]
         order = sorted(table["losses"], key=lambda k: -table["meta_test"][k]["mean"])
         for k in order:
             m = table["meta_test"][k]
             lines.append(f"| {k} | {m['mean']:.4f} ({m['sd']:.4f}) | {m['lr']:g}{' (edge)' if m['at_edge'] else ''} | "
-                         + " | ".join(f"{row['fitness'][k]:.4f}" for row in table["rows"]) + " |")
+                         + " | ".join(f"{row['fitness'][k]:.4f}" for row in shown) + " |")
     if result.get("unfinished"):
         lines += ["", "## Not finished", "", f"{len(result['unfinished'])} jobs: "
                   + ", ".join(result["unfinished"][:12]) + (" ..." if len(result["unfinished"]) > 12 else ""),
@@ -630,7 +664,8 @@ def plot(tables: dict[str, dict], path: Path, cells: Sequence[str]) -> None:
     columns = min(len(cells), len(OPTIMIZERS))
     rows = math.ceil(len(cells) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 3.8 * rows), squeeze=False)
-    markers = dict(zip([s.name for s in SETTINGS], "osD^vP*"))
+    markers = dict(zip([s.name for s in SETTINGS], "osD^vXP*"))
+    colors = {s.name: f"C{i}" for i, s in enumerate(SETTINGS)}
     for ax, cell in zip(axes.flat, cells):
         ax.set_title(cell)
         ax.set_xscale("log")
@@ -646,10 +681,13 @@ def plot(tables: dict[str, dict], path: Path, cells: Sequence[str]) -> None:
         ax.axhline(table["ceiling"], color="tab:red", lw=1.2, label=f"ceiling C {table['ceiling']:+.2f}")
         for row in table["rows"]:
             low, high = row["ci"]
+            color = colors[row["base_setting"]]
             ax.errorbar([row["cost_fraction"]], [row["spearman"]],
-                        yerr=[[row["spearman"] - low], [high - row["spearman"]]], fmt=markers.get(row["setting"], "o"),
-                        capsize=3, label=row["setting"])
-        ax.legend(fontsize=7, loc="lower right")
+                        yerr=[[max(0.0, row["spearman"] - low)], [max(0.0, high - row["spearman"])]],
+                        fmt=markers.get(row["base_setting"], "o"), color=color, capsize=3,
+                        mfc=color if row["trainings"] > 1 else "white",
+                        label=row["base_setting"] if row["trainings"] == 1 else None)
+        ax.legend(fontsize=6, loc="lower right", title="hollow: 1 training; filled: mean", title_fontsize=6)
     for ax in list(axes.flat)[len(cells):]:
         ax.axis("off")
     fig.tight_layout()
@@ -699,7 +737,9 @@ def main() -> None:
         else harness.RESULTS_DIR / "fidelity"
     out.mkdir(parents=True, exist_ok=True)
     command = harness.command_line(__file__)
-    continue_command = harness.command_line(__file__, [a for a in __import__("sys").argv[1:] if a != "--report"])
+    continue_command = harness.command_line(__file__, ["--jobs", "2", *(["--cells", *args.cells] if args.cells != list(CELLS)
+                                                               else []), *(["--smoke"] if args.smoke else []),
+                                                        *(["--out", str(args.out)] if args.out else [])])
     if not args.report:
         tic = time.perf_counter()
         harness.say(f"fidelity: {len(plan.panel)} losses x {len(plan.cells)} cells into {out}, {args.jobs} worker(s)")
