@@ -51,6 +51,7 @@ HIGHEST_CONFIDENCE = 0.99         # upper end of the path (certainty itself has 
 WRONG_CONFIDENCES = (0.9, 0.99)   # probability a confident wrong prediction gives the wrong class
 KINDS = ("correct", "uniform", "wrong")
 OK, NON_FINITE, PREFERS_UNIFORM, PREFERS_WRONG = "ok", "non-finite", "prefers-uniform", "prefers-wrong"
+RULE = "some correct prediction < uniform < confident wrong, all finite"  # the check in a phrase, for warnings
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

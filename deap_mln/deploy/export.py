@@ -23,7 +23,7 @@ from pathlib import Path
 from deap_mln.data.synthetic import MAX_CLASSES
 from deap_mln.deploy.compiled import DEFAULT_RESOLUTION, CompiledMLNLoss, compile_error
 from deap_mln.io import BEST_LOSS_FILE, CONFIG_FILE
-from deap_mln.mln.check import LossFunction, check_loss
+from deap_mln.mln.check import RULE, LossFunction, check_loss
 from deap_mln.mln.network import LOSS_FILE_FORMAT, check_mln_record, genome_size, genome_to_module
 from deap_mln.saved_losses import loss_from_record, read_record, write_record
 from deap_mln.version import __version__
@@ -41,7 +41,7 @@ def check_warning(meta: dict) -> str | None:
     if not failed:
         return None
     last = failed[-1]
-    return (f"warning: the loss fails the K-class check (confident-correct < uniform < confident-wrong) for "
+    return (f"warning: the loss fails the K-class check ({RULE}) for "
             f"K = {', '.join(str(check['classes']) for check in failed)}; K = {last['classes']}: {last['detail']}")
 
 

@@ -48,7 +48,7 @@ from deap_mln.metatest.train import (
     tune_learning_rate,
     validation_split,
 )
-from deap_mln.mln.check import check_loss
+from deap_mln.mln.check import RULE, check_loss
 from deap_mln.training.trainer import SGD_MOMENTUM, ModelBuilder, check_device, default_steps
 
 
@@ -116,7 +116,7 @@ def meta_test(losses: Sequence[str], dataset: Source, out_dir: str | Path, *, mo
     settings.build(data.input_shape, data.num_classes)  # a shape mismatch fails before any training
     say(f"{name}: {data.source}")
     checks = {spec.label: check_loss(spec.module, data.num_classes) for spec in specs if not is_baseline(spec.label)}
-    warnings = [f"warning: {label}: {check.line()} (a sane loss orders confident-correct < uniform < confident-wrong)"
+    warnings = [f"warning: {label}: {check.line()} (a sane loss orders {RULE})"
                 for label, check in checks.items() if not check]
     rule = {"tuned": "lr tuned per loss", "equal": f"lr {lr:g} for every loss",
             "paper": f"lr {lr:g} (MLN {mln_lr:g})"}[protocol]

@@ -18,6 +18,7 @@ from deap_mln.loss_check import (
     OK,
     PREFERS_UNIFORM,
     PREFERS_WRONG,
+    RULE,
     WRONG_CONFIDENCES,
     LossCheck,
     LossFunction,
@@ -29,7 +30,7 @@ from deap_mln.loss_check import (
 )
 from deap_mln.mln.kclass_loss import ExactKClassMLNLoss
 
-__all__ = ["KINDS", "NON_FINITE", "OK", "PREFERS_UNIFORM", "PREFERS_WRONG", "WRONG_CONFIDENCES", "LossCheck",
+__all__ = ["KINDS", "NON_FINITE", "OK", "PREFERS_UNIFORM", "PREFERS_WRONG", "RULE", "WRONG_CONFIDENCES", "LossCheck",
            "LossFunction", "check_loss", "lowest_confidence", "path_confidences", "population_checks",
            "population_passes", "probe_predictions", "verdict"]
 
