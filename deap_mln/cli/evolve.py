@@ -14,6 +14,7 @@ from deap_mln.mln.config import (
     ALGORITHMS,
     EDL_ERRORS,
     EVALUATION_PATHS,
+    INITIAL_POPULATIONS,
     MUTATIONS,
     PRESETS,
     TASK_KINDS,
@@ -28,6 +29,7 @@ OVERRIDES = {
     "train_size": "train_size", "val_size": "val_size", "tasks_per_eval": "tasks_per_eval",
     "epochs": "inner_epochs", "hidden": "hidden", "evaluation": "evaluation", "grid_size": "grid_size",
     "chunk_size": "chunk_size", "task_kind": "task_kind", "initial_sigma": "initial_sigma", "tau": "tau",
+    "initial_population": "initial_population",
     "patience": "patience", "checkpoint_every": "checkpoint_every", "dynamic_update": "dynamic_update",
     "update_step": "update_step", "update_truncation": "update_truncation", "algorithm": "algorithm",
     "update_rule": "update_rule", "update_steps": "update_steps", "update_lr": "update_lr",
@@ -56,6 +58,8 @@ def add_evolution_arguments(ev: argparse.ArgumentParser, default_preset: str) ->
     ev.add_argument("--hidden", type=comma_separated(int, "32,64,128"), help="MLN hidden sizes, e.g. 32,64,128,256,512")
     ev.add_argument("--mutation", choices=MUTATIONS, help="log-normal (Eq. 3) or chaotic (EDL)")
     ev.add_argument("--initial-sigma", type=float)
+    ev.add_argument("--initial-population", choices=INITIAL_POPULATIONS,
+                    help="random networks, or known: distilled from CE, label smoothing, Baikal and NGL")
     ev.add_argument("--tau", type=float, help="sigma's self-adaptation rate (0: fixed sigma)")
     ev.add_argument("--patience", type=int, help="stop after this many generations without improvement (0: never)")
     ev.add_argument("--checkpoint-every", type=int)

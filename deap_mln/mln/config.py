@@ -22,6 +22,7 @@ EDL_ERRORS = ("brier", "one-minus-p-true")
 EVALUATION_PATHS = ("fast", "exact")
 TASK_KINDS = ("linear", "nonlinear")
 UPDATE_RULES = ("algorithm-1", "normalised")
+INITIAL_POPULATIONS = ("random", "known")
 
 
 @dataclass
@@ -38,6 +39,7 @@ class EvolutionConfig(FaithfulFields, JSONConfig):
     mutation: str = "log-normal"       # log-normal: Eq. 3's Gaussian noise; chaotic: EDL's logistic-map noise
     chaos_r: float = 4.0               # logistic-map parameter of the chaotic mutation
     initial_sigma: float = 0.01        # mutation strength of every initial individual
+    initial_population: str = "random"  # random: Glorot networks; known: distilled from CE, LS, Baikal, NGL (warm_start.py)
     tau: float = 0.2                   # learning rate of log-normal self-adaptation (Eq. 3)
     sigma_floor: float = 1e-5          # sigma never drops below this
     convergence_epsilon: float = 1e-5  # stop when the best fitness improves less than this ...
@@ -137,6 +139,8 @@ class EvolutionConfig(FaithfulFields, JSONConfig):
         require(self.validation_top <= self.mu, f"validation_top ({self.validation_top}) must not exceed mu ({self.mu})")
         require(0.0 <= self.crossover_prob <= 1.0, f"crossover_prob must be in [0, 1], got {self.crossover_prob}")
         require(self.initial_sigma > 0, f"initial_sigma must be positive, got {self.initial_sigma}")
+        require(self.initial_population in INITIAL_POPULATIONS,
+                f"initial_population must be one of {INITIAL_POPULATIONS}, got {self.initial_population!r}")
         require(self.tau >= 0, f"tau must be non-negative, got {self.tau}")
         require(0 < self.sigma_floor <= self.initial_sigma,
              f"sigma_floor must be in (0, initial_sigma], got {self.sigma_floor}")
