@@ -128,23 +128,38 @@ def mln_trainings(run_dir: Path) -> dict[str, int]:
     evaluated = sum(int(r["evals"]) - (int(r["failed"]) if checked else 0) for r in rows)
     validated = sum(int(r.get("validated") or 0) for r in rows)
     steps = config.update_steps if config.update_rule == "algorithm-1" else 1
-    return dict(fitness=evaluated * config.tasks_per_eval, validation=validated * config.validation_tasks,
+    per_evaluation, per_validation = config.tasks_per_eval, config.validation_tasks
+    if config.fitness_training == "faithful":  # splits of the search part instead of tasks, each at every rate tried
+        rates = evaluation_trainings(config, config.tasks_source)
+        per_evaluation, per_validation = config.fitness_splits * rates, config.validation_tasks * rates
+    return dict(fitness=evaluated * per_evaluation, validation=validated * per_validation,
                 update=(len(rows) - 1) * config.lambda_ * steps if config.dynamic_update else 0)
 
 
-def gp_trainings(run_dir: Path) -> dict[str, int]:
-    """A GP run's trainings: one row of ``evaluations.csv`` per classifier trained (children that
-    fail the functional check and trees served from the fitness cache have none). One training
-    per evaluation, as under the league's brief fitness (and TaylorGLO's below); a faithful
-    fitness over several splits or with a rate search trains more per evaluation."""
-    return dict(fitness=len(harness.read_csv_rows(run_dir / EVALUATIONS_FILE)))
+def evaluation_trainings(config: Any, source: str) -> int:
+    """Trainings one evaluation of a candidate costs on one split: 1, except under the faithful fitness
+    with a rate search (one training per rate tried); a config of any family (its FaithfulFields)."""
+    if config.fitness_training != "faithful":
+        return 1
+    from deap_mln.training.fitness import candidate_rates
+
+    return len(candidate_rates(config.training_spec(source), config.faithful()))
 
 
-def taylor_trainings(run_dir: Path) -> dict[str, int]:
+def gp_trainings(run_dir: Path, per_evaluation: int = 1) -> dict[str, int]:
+    """A GP run's trainings: one row of ``evaluations.csv`` per evaluated tree (children that fail
+    the functional check and trees served from the fitness cache have none), each ``per_evaluation``
+    trainings: 1 under the league's brief fitness (and TaylorGLO's below); a faithful fitness over
+    several splits or with a rate search trains more per evaluation."""
+    return dict(fitness=len(harness.read_csv_rows(run_dir / EVALUATIONS_FILE)) * per_evaluation)
+
+
+def taylor_trainings(run_dir: Path, per_evaluation: int = 1) -> dict[str, int]:
     """A TaylorGLO run's trainings: per generation, the vectors evaluated (``evals``, lambda) less
-    those the invariant check rejected without training (``rejected``)."""
+    those the invariant check rejected without training (``rejected``), each ``per_evaluation``
+    trainings (as :func:`gp_trainings`)."""
     rows = harness.read_csv_rows(run_dir / LOGBOOK_FILE)
-    return dict(fitness=sum(int(r["evals"]) - int(r["rejected"]) for r in rows))
+    return dict(fitness=sum(int(r["evals"]) - int(r["rejected"]) for r in rows) * per_evaluation)
 
 
 def training_facts(by_kind: dict[str, int]) -> dict:
@@ -260,16 +275,23 @@ def meta_test_job(row: str, loss: str, dataset: str, seeds: list[int], out: Path
     code = harness.git_state(CODE_PATHS)
     result = meta_test([loss], dataset, out, model="mlp3", seeds=len(seeds), first_seed=seeds[0],
                        protocol="tuned", threads=1)
+    facts = dict(identity, **meta_test_facts(result), **code)
+    write_json(out / JOB_FILE, facts)
+    return facts
+
+
+def meta_test_facts(result: Any) -> dict:
+    """What a table needs of a one-loss meta-test (:class:`deap_mln.metatest.run.MetaTestResult`):
+    the loss's label, rate, whether its rate search ended at an edge, the K-class check's verdict,
+    test accuracy by seed, mean seconds per run (each after the untimed warm-up), warnings, seconds."""
     (label, lr), = result.run_info["learning_rates"].items()
     search = result.run_info.get("tuning", {}).get("per_loss", {}).get(label, {})
     check = result.run_info.get("loss_checks", {}).get(label, {})  # a reference loss is not checked
-    facts = dict(identity, label=label, lr=lr, at_edge=bool(search.get("at_edge", False)),
-                 check_failed=not check.get("ok", True), warmed_up=True,
-                 accuracy={str(r.seed): r.final_accuracy for r in result.records},
-                 seconds_per_run=statistics.mean(r.seconds for r in result.records),
-                 warnings=result.warnings, seconds=round(result.seconds, 2), **code)
-    write_json(out / JOB_FILE, facts)
-    return facts
+    return dict(label=label, lr=lr, at_edge=bool(search.get("at_edge", False)),
+                check_failed=not check.get("ok", True), warmed_up=True,
+                accuracy={str(r.seed): r.final_accuracy for r in result.records},
+                seconds_per_run=statistics.mean(r.seconds for r in result.records),
+                warnings=result.warnings, seconds=round(result.seconds, 2))
 
 
 def proxy_job(row: str, loss: str, dataset: str, seeds: list[int], brief: dict, out: Path) -> dict:
