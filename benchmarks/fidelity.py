@@ -16,15 +16,18 @@ optimizer (Adam; SGD with momentum 0.9): mlp3, the data set's default steps, bat
    (:class:`deap_mln.training.splits.SplitTraining`'s defaults), and the faithful fitness
    (:func:`deap_mln.training.fitness.faithful_fitness`) of the cell's spec at CE's tuned rate in
    that cell, for 5%, 10% and 20% of its steps at that rate, 10% with a per-candidate rate search
-   or normalised gradients, and successive halving from 5% over 3 rungs
+   or normalised gradients, 5% with the rate search (added when the 10% search ranked best: 3
+   trainings of 5% cost about 0.15), and successive halving from 5% over 3 rungs
    (:func:`deap_mln.training.fitness.successive_halving`, the whole panel at once).
-3. **Report**, per cell and setting: Spearman's rank correlation of fitness against meta-test mean
-   accuracy over the panel, with a percentile bootstrap 95% interval (panel losses resampled); the
-   cost fraction, CPU seconds of the fitness per loss per seed over the CPU seconds of one meta-test
-   run of CE in the cell (the same trainer, timed in the same kind of job); and the ceiling C, the
-   Spearman between the meta-test means of seeds 0-1 and of seeds 2-4 (how well the meta-test
-   agrees with itself). The default fitness is the setting with the best mean Spearman over the
-   cells among those whose cost fraction is at most 0.15 in every cell.
+3. **Report**, per cell and setting, two rows: the fitness from one training per loss (the mean
+   over seeds of each seed's Spearman) and the mean of the 3 seeds' trainings (3 times the cost):
+   Spearman's rank correlation of fitness against meta-test mean accuracy over the panel, with a
+   percentile bootstrap 95% interval (panel losses resampled); the cost fraction, CPU seconds of
+   the fitness per loss over the CPU seconds of one meta-test run of CE in the cell, timed by the
+   same job just before and after its fitness trainings (the machine's load weighs on both alike);
+   and the ceiling C, the Spearman between the meta-test means of seeds 0-1 and of seeds 2-4 (how
+   well the meta-test agrees with itself). The default fitness is the row with the best mean
+   Spearman over the cells among those whose cost fraction is at most 0.15 in every cell.
 
 Every job, one (cell, loss, stage) or for successive halving (cell, panel, seed), writes a small
 JSON file under ``--out/jobs/<dataset>-<optimizer>/`` when it finishes; a rerun skips finished jobs
@@ -78,7 +81,8 @@ COST_LIMIT = 0.15      # the issue's target: the default fitness costs at most t
 TARGET_SPEARMAN = 0.8  # ... and reaches this Spearman, or TARGET_OF_CEILING x C where the ceiling C < CEILING_BAR
 TARGET_OF_CEILING, CEILING_BAR = 0.9, 0.9
 BOOTSTRAP_RESAMPLES = 2000
-CE_TIMING_RUNS = 2     # extra CE runs timed in CPU seconds (the cost fractions' denominator)
+CE_TIMING_RUNS = 2     # extra CE runs timed in CPU seconds by CE's meta-test job (for the record)
+TIMING = "a CE meta-test run before and after, in the job"   # how a fitness job times its denominator
 CODE_PATHS = ("deap_mln", "benchmarks/fidelity.py")
 Numbers = Sequence[float] | np.ndarray
 
@@ -227,9 +231,12 @@ def cell_table(meta: dict[str, dict], fitness: dict[str, dict], halving: dict[An
     """One cell's table from its job facts.
 
     ``meta[loss]``: ``accuracy`` {seed: test accuracy}, ``lr``; ``fitness[loss]``: per setting
-    name ``values`` {seed: fitness} and ``cpu_seconds`` {seed: s}; ``halving[seed]``: ``values``
-    {loss: rung + accuracy} and ``cpu_seconds`` for the whole panel; ``ce_cpu_seconds``: one
-    meta-test run of CE. Keys of dicts read from JSON may be strings: seeds are looked up both ways.
+    name ``values`` {seed: fitness}, ``cpu_seconds`` {seed: s} and the CPU seconds of the CE runs
+    its job timed (``ce_run_cpu_seconds``); ``halving[seed]``: ``values`` {loss: rung + accuracy},
+    ``cpu_seconds`` for the whole panel and ``ce_run_cpu_seconds``; ``ce_cpu_seconds``: one meta-test
+    run of CE, for facts without their own CE timing. Each setting gives two rows: one training per
+    loss and the mean of all the seeds' trainings (their cost). Keys of dicts read from JSON may be
+    strings: seeds are looked up both ways.
     """
     losses = list(meta)
     truth = {k: float(np.mean([_at(meta[k]["accuracy"], s) for s in meta_seeds])) for k in losses}
@@ -243,6 +250,8 @@ def cell_table(meta: dict[str, dict], fitness: dict[str, dict], halving: dict[An
             runs = [_at(halving, s) for s in fitness_seeds]
             per_seed = np.array([[fitness_value([run["values"][k]]) for k in losses] for run in runs])
             cpu = float(np.mean([run["cpu_seconds"] / len(run["values"]) for run in runs]))
+            cost = float(np.mean([run["cpu_seconds"] / len(run["values"]) / _denominator(run, ce_cpu_seconds)
+                                  for run in runs]))
         else:
             if not all(setting.name in fitness.get(k, {}) for k in losses):
                 continue
@@ -250,6 +259,9 @@ def cell_table(meta: dict[str, dict], fitness: dict[str, dict], halving: dict[An
                                  for s in fitness_seeds])
             cpu = float(np.mean([_at(fitness[k][setting.name]["cpu_seconds"], s)
                                  for k in losses for s in fitness_seeds]))
+            cost = float(np.mean([_at(fitness[k][setting.name]["cpu_seconds"], s)
+                                  / _denominator(fitness[k][setting.name], ce_cpu_seconds)
+                                  for k in losses for s in fitness_seeds]))
         a = per_seed.mean(axis=0)
         for count in sorted({1, len(fitness_seeds)}):
             if count == 1:   # one training per candidate: the mean over seeds of each seed's Spearman
@@ -259,7 +271,7 @@ def cell_table(meta: dict[str, dict], fitness: dict[str, dict], halving: dict[An
                 value, ci = spearman(a, b), bootstrap_spearman(a, b, resamples)
             rows.append(dict(setting=setting.name if count == 1 else f"{setting.name}, mean of {count}",
                              base_setting=setting.name, trainings=count, spearman=value, ci=list(ci),
-                             cost_fraction=count * cpu / ce_cpu_seconds, cost_per_training=cpu / ce_cpu_seconds,
+                             cost_fraction=count * cost, cost_per_training=cost,
                              cpu_seconds_per_loss_seed=cpu,
                              fitness={k: float(v) for k, v in zip(losses, per_seed[0] if count == 1 else a)}))
     c = ceiling(accuracy, meta_seeds)
@@ -271,6 +283,13 @@ def cell_table(meta: dict[str, dict], fitness: dict[str, dict], halving: dict[An
                                                   at_edge=meta[k].get("at_edge", False)) for k in losses},
                 ceiling=c, ceiling_halves=halves, ceiling_over_splits=ceiling_over_splits(accuracy, meta_seeds),
                 ce_run_cpu_seconds=ce_cpu_seconds, rows=rows)
+
+
+def _denominator(facts: dict, ce_cpu_seconds: float) -> float:
+    """CPU seconds of one meta-test run of CE for a fitness job's facts: the mean of the runs the job
+    timed itself (``ce_run_cpu_seconds``), else the cell's ``ce_cpu_seconds``."""
+    own = facts.get("ce_run_cpu_seconds")
+    return float(np.mean(own)) if own else ce_cpu_seconds
 
 
 def _at(mapping: dict, seed: int) -> Any:
@@ -397,28 +416,38 @@ def meta_test_job(cell: str, loss: str, plan: Plan, out: Path) -> dict:
     return facts
 
 
-def time_ce_runs(cell: str, lr: float, plan: Plan) -> list[float]:
-    """CPU seconds of :data:`CE_TIMING_RUNS` meta-test runs of CE at ``lr`` (each after the
-    meta-test's warm-up, test accuracy recorded as often as the meta-test records it)."""
-    from torch import nn
+class CETimer:
+    """CPU seconds of one meta-test run of CE at ``lr`` in ``cell`` (warmed up once, test accuracy
+    recorded as often as the meta-test records it): the cost fractions' denominator, timed in the
+    same process as the fitness it divides, just before and after it, so that the load of the
+    machine at the time weighs on both alike."""
 
-    from deap_mln.data.source import load_source
-    from deap_mln.metatest.baselines import resolve_loss
-    from deap_mln.metatest.train import CURVE_POINTS, MetaTestSettings, warm_up
-    from deap_mln.training.trainer import train_classifier
+    def __init__(self, cell: str, lr: float, plan: Plan, data: Any = None):
+        from deap_mln.data.source import load_source
+        from deap_mln.metatest.baselines import resolve_loss
+        from deap_mln.metatest.train import CURVE_POINTS, MetaTestSettings, warm_up
 
-    dataset, optimizer = cell.split("/")
-    steps = plan.cell_steps(dataset)
-    data = load_source(dataset)
-    settings = MetaTestSettings(model=MODEL, steps=steps, batch_size=BATCH_SIZE, optimizer=optimizer, lr=lr,
-                                eval_every=max(1, steps // CURVE_POINTS))
-    warm_up(data, resolve_loss("ce"), settings)
-    seconds = []
-    for seed in plan.meta_seeds[:CE_TIMING_RUNS]:
+        dataset, optimizer = cell.split("/")
+        steps = plan.cell_steps(dataset)
+        self.data = load_source(dataset) if data is None else data
+        self.settings = MetaTestSettings(model=MODEL, steps=steps, batch_size=BATCH_SIZE, optimizer=optimizer, lr=lr,
+                                         eval_every=max(1, steps // CURVE_POINTS))
+        warm_up(self.data, resolve_loss("ce"), self.settings)
+
+    def run(self, seed: int) -> float:
+        from torch import nn
+
+        from deap_mln.training.trainer import train_classifier
+
         tic = time.process_time()
-        train_classifier(data, nn.CrossEntropyLoss(), seed, settings, eval_every=settings.eval_every)
-        seconds.append(round(time.process_time() - tic, 3))
-    return seconds
+        train_classifier(self.data, nn.CrossEntropyLoss(), seed, self.settings, eval_every=self.settings.eval_every)
+        return round(time.process_time() - tic, 3)
+
+
+def time_ce_runs(cell: str, lr: float, plan: Plan) -> list[float]:
+    """CPU seconds of :data:`CE_TIMING_RUNS` meta-test runs of CE at ``lr`` (:class:`CETimer`)."""
+    timer = CETimer(cell, lr, plan)
+    return [timer.run(seed) for seed in plan.meta_seeds[:CE_TIMING_RUNS]]
 
 
 def fitness_job(cell: str, loss: str, plan: Plan, out: Path, ce_lr: float, stage: str = "fitness") -> dict:
@@ -428,7 +457,7 @@ def fitness_job(cell: str, loss: str, plan: Plan, out: Path, ce_lr: float, stage
     steps = plan.cell_steps(dataset)
     settings = [s for s in PER_LOSS_SETTINGS if s.stage == stage]
     identity = dict(stage=stage, cell=cell, loss=loss, loss_id=loss_digest(loss), seeds=list(plan.fitness_seeds),
-                    steps=steps, ce_lr=ce_lr, settings=[s.name for s in settings])
+                    steps=steps, ce_lr=ce_lr, settings=[s.name for s in settings], timing=TIMING)
     path = job_path(out, cell, stage, loss)
     if (done := _finished(path, identity)) is not None:
         return done
@@ -446,6 +475,8 @@ def fitness_job(cell: str, loss: str, plan: Plan, out: Path, ce_lr: float, stage
     data = load_source(dataset)
     load_fitness_data(dataset)   # cached: its loading is not the fitness's cost
     spec = _spec(cell, steps, ce_lr)
+    timer = CETimer(cell, ce_lr, plan, data)
+    before = timer.run(plan.meta_seeds[0])
     results: dict[str, dict[str, dict[int, float]]] = {}
     for setting in settings:
         values, seconds = {}, {}
@@ -459,7 +490,8 @@ def fitness_job(cell: str, loss: str, plan: Plan, out: Path, ce_lr: float, stage
             seconds[seed] = round(time.process_time() - tic, 4)
             values[seed] = value
         results[setting.name] = dict(values=values, cpu_seconds=seconds)
-    write_json(path, dict(identity=identity, settings=results, **code))
+    write_json(path, dict(identity=identity, settings=results, ce_run_cpu_seconds=[before, timer.run(plan.meta_seeds[-1])],
+                          **code))
     return read_json(path)
 
 
@@ -468,7 +500,7 @@ def halving_job(cell: str, seed: int, plan: Plan, out: Path, ce_lr: float) -> di
     dataset, _ = cell.split("/")
     steps = plan.cell_steps(dataset)
     identity = dict(stage="halving", cell=cell, seed=seed, panel={k: loss_digest(k) for k in plan.panel},
-                    steps=steps, ce_lr=ce_lr, fraction=HALVING.fraction, rungs=HALVING.rungs)
+                    steps=steps, ce_lr=ce_lr, fraction=HALVING.fraction, rungs=HALVING.rungs, timing=TIMING)
     path = job_path(out, cell, "halving", f"seed{seed}")
     if (done := _finished(path, identity)) is not None:
         return done
@@ -482,11 +514,14 @@ def halving_job(cell: str, seed: int, plan: Plan, out: Path, ce_lr: float) -> di
     code = harness.git_state(CODE_PATHS)
     modules = [resolve_loss(panel_spec(k)).module for k in plan.panel]
     data = load_source(dataset)
+    timer = CETimer(cell, ce_lr, plan, data)
+    before = timer.run(plan.meta_seeds[0])
     tic = time.process_time()
     values = successive_halving(modules, data, _spec(cell, steps, ce_lr), FaithfulFitness(HALVING.fraction), seed,
                                 rungs=HALVING.rungs)
     cpu = time.process_time() - tic
-    write_json(path, dict(identity=identity, values=dict(zip(plan.panel, values)), cpu_seconds=round(cpu, 3), **code))
+    write_json(path, dict(identity=identity, values=dict(zip(plan.panel, values)), cpu_seconds=round(cpu, 3),
+                          ce_run_cpu_seconds=[before, timer.run(plan.meta_seeds[-1])], **code))
     return read_json(path)
 
 
@@ -578,7 +613,8 @@ def fidelity_tables(facts: dict[str, dict], plan: Plan) -> dict[str, dict]:
         if any(v is None for v in meta.values()):
             continue
         ce = meta["ce"]
-        fitness = {k: {name: value for stage in FITNESS_STAGES if f"{cell}|{stage}|{k}" in facts
+        fitness = {k: {name: dict(value, ce_run_cpu_seconds=facts[f"{cell}|{stage}|{k}"].get("ce_run_cpu_seconds"))
+                       for stage in FITNESS_STAGES if f"{cell}|{stage}|{k}" in facts
                        for name, value in facts[f"{cell}|{stage}|{k}"]["settings"].items()} for k in plan.panel}
         halving = {s: facts[f"{cell}|halving|seed{s}"] for s in plan.fitness_seeds
                    if f"{cell}|halving|seed{s}" in facts}
@@ -609,7 +645,7 @@ def markdown(result: dict) -> str:
              "over the N seeds, N trainings per loss, as `FaithfulFitness(splits=N)` would cost). *Spearman*: rank "
              "correlation of the fitness with the meta-test's mean accuracy over the panel [bootstrap 95% interval, "
              "panel losses resampled]; *cost*: the fitness's CPU seconds per loss (trainings x CPU s per training) / "
-             "CPU seconds of one meta-test run of CE in the cell (timed in the same kind of job); "
+             "CPU seconds of one meta-test run of CE in the cell (timed by the same job just before and after); "
              f"*ceiling C*: Spearman between the meta-test means of seeds "
              f"{'-'.join(map(str, seed_halves(plan['meta_seeds'])[0]))} and "
              f"{'-'.join(map(str, seed_halves(plan['meta_seeds'])[1]))}. *Target* (issue 21): Spearman >= "

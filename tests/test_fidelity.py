@@ -147,3 +147,15 @@ def test_halving_values_rank_later_rungs_first(fidelity):
     row = next(r for r in table["rows"] if r["setting"] == fidelity.HALVING.name)
     assert row["spearman"] == pytest.approx(1.0) and row["trainings"] == 1
     assert row["cost_fraction"] == pytest.approx(5.0 / len(LOSSES) / 10.0)
+
+
+def test_each_job_divides_by_the_ce_runs_it_timed_itself(fidelity):
+    fitness = fitness_facts(fidelity, good="brief")
+    for k in LOSSES:
+        for setting in fitness[k].values():
+            setting["ce_run_cpu_seconds"] = [2.0, 4.0] if k == "gp" else [10.0, 10.0]
+    table = fidelity.cell_table(meta_facts(), fitness, {}, META_SEEDS, FITNESS_SEEDS, ce_cpu_seconds=99.0,
+                                resamples=RESAMPLES)
+    row = next(r for r in table["rows"] if r["setting"] == "brief")
+    # 1 CPU s per training: 1/10 for four losses, 1/3 for gp
+    assert row["cost_per_training"] == pytest.approx((4 * 0.1 + 1 / 3) / 5)
