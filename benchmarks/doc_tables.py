@@ -368,6 +368,7 @@ TABLES: dict[str, DocTable] = {
     "method/tasks-per-evaluation": from_function("algorithm1", "algorithm1_tasks/algorithm1", 0),
     "method/kclass-cost": from_function("kclass_path", "kclass_path", 0),
     "method/kclass-resolution": from_function("kclass_path", "kclass_path", 1),
+    "method/warm-start": from_function("warm_start", "warm_start/warm_start", 0),
     # docs/parallel.md
     "parallel/backends": from_function("backends", "backends", 0),
     "parallel/scoop": from_function("throughput", "throughput", 1, rows=[

@@ -42,7 +42,7 @@ import harness
 import league
 
 from deap_mln.io import BEST_LOSS_FILE, LOGBOOK_FILE, SCORES_FILE, read_json, write_json
-from deap_mln.stats import compare_paired, min_sign_flip_p
+from deap_mln.stats import compare_paired, holm_adjust, min_sign_flip_p
 
 ARMS = ("random", "known")
 DATASET = "digits"
@@ -54,6 +54,7 @@ MEASURES = (("validation", "kept loss's validation fitness (digits, 2 fixed task
             ("test", "kept loss's held-out test score (4 tasks, scores.json)"),
             ("meta_test", "meta-test accuracy (tuned, mlp3, mean over the meta-test seeds)"),
             ("start_validation", "generation 0: best validation fitness of the initial population"))
+END_MEASURES = ("validation", "test", "meta_test")  # what a run ends with: Holm's adjustment runs over these
 
 
 def evolution_config(arm: str, seed: int, budget: int, generations: int | None = None) -> Any:
@@ -168,6 +169,9 @@ def summarise(jobs: list[dict], seeds: list[int]) -> dict:
                               p=paired.p_value, test=paired.test, min_p=paired.min_p_value,
                               wins=sum(k > r for k, r in zip(known, random, strict=True)),
                               losses=sum(k < r for k, r in zip(known, random, strict=True)))
+    ends = [m for m in measures if m in END_MEASURES]
+    for m, adjusted in zip(ends, holm_adjust([comparisons[m]["p"] for m in ends]), strict=True):
+        comparisons[m]["p_holm"] = adjusted
     costs = {arm: dict(trainings=statistics.mean(runs[(arm, s)]["trainings"] for s in seeds),
                        start_failed=statistics.mean(runs[(arm, s)]["start_failed"] for s in seeds),
                        distillation_cpu_seconds=statistics.mean(runs[(arm, s)]["distillation_cpu_seconds"] for s in seeds),
@@ -187,14 +191,14 @@ def _num(value: float | None, fmt: str) -> str:
 def markdown_table(summary: dict) -> str:
     """Known against random, one row per measure."""
     n = len(summary["seeds"])
-    lines = [f"| measure | random | known | known - random [95% CI] | wins / losses of {n} | p |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [f"| measure | random | known | known - random [95% CI] | wins / losses of {n} | p | p (Holm) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     described = dict(MEASURES)
     for m in summary["measures"]:
         c = summary["comparisons"][m]
         lines.append(f"| {described[m]} | {c['random_mean']:.4f} | {c['known_mean']:.4f} "
                      f"| {c['difference']:+.4f} [{_num(c['ci'][0], '+.4f')}, {_num(c['ci'][1], '+.4f')}] "
-                     f"| {c['wins']} / {c['losses']} | {_num(c['p'], '.4f')} |")
+                     f"| {c['wins']} / {c['losses']} | {_num(c['p'], '.4f')} | {_num(c.get('p_holm'), '.4f')} |")
     return "\n".join(lines)
 
 
@@ -218,19 +222,22 @@ def per_seed_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def markdown(summary: dict, settings: dict, command: str, machine: str) -> str:
+def markdown(data: dict) -> str:
+    """The report of ``warm_start.json``: known against random, the cost, the values by seed."""
+    summary, settings = data["summary"], data["settings"]
     n = len(summary["seeds"])
     ce = summary["ce_meta_test"]
-    reference = (f" CE under the same meta-test: {ce:.4f} (Adam lr {summary['ce_lr']:g})." if ce is not None else "")
+    reference = f" CE under the same meta-test: {ce:.4f} (Adam lr {summary['ce_lr']:g})." if ce is not None else ""
     return "\n\n".join([
         f"# MLN warm start: known against random initial population ({DATASET}, {n} seeds)",
-        f"`{command}`; {machine}",
+        f"`{data['command']}`; {harness.machine_line(data['machine'])}",
         (f"MLN hybrid, population 12 + 12, {settings['generations']} generations (the league's budget of "
-         f"{settings['budget']} trainings of {league.BRIEF['steps']} Adam steps), no dynamic update. *known*: the "
-         "initial population distilled from CE, label smoothing, Baikal and NGL (`initial_population=\"known\"`, "
+         f"{settings['budget']} trainings of {settings['brief']['steps']} Adam steps), no dynamic update. *known*: "
+         "the initial population distilled from CE, label smoothing, Baikal and NGL (`initial_population=\"known\"`, "
          "docs/method.md); *random*: Glorot networks. Paired by seed: mean difference with a bootstrap 95% "
-         f"interval and the exact sign-flip p (smallest possible at {n} seeds: "
-         f"{min_sign_flip_p(n):.4f}). Meta-test: seeds 0-{settings['meta_seeds'] - 1} per kept loss.{reference}"),
+         f"interval and the exact sign-flip p (smallest possible at {n} seeds: {min_sign_flip_p(n):.4f}), "
+         "Holm-adjusted over the three end measures (validation, test, meta-test). "
+         f"Meta-test: seeds 0-{settings['meta_seeds'] - 1} per kept loss.{reference}"),
         markdown_table(summary), "Cost per run (one thread):", cost_table(summary),
         "Per seed:", per_seed_table(summary)])
 
@@ -255,12 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = dict(dataset=DATASET, seeds=seeds, budget=args.budget, meta_seeds=meta_seeds,
                     generations=evolution_config("random", 0, args.budget, generations).generations,
                     mln_sizes=league.MLN_SIZES, brief=league.BRIEF, test_tasks=TEST_TASKS)
-    command = harness.command_line(__file__, argv)
-    info = harness.machine_info()
-    harness.write_results(args.out / "warm_start", dict(
-        settings=settings, summary=summary, jobs=jobs, command=command, machine=info,
-        seconds=round(time.perf_counter() - wall, 1), **harness.git_state(CODE_PATHS)),
-        markdown(summary, settings, command, harness.machine_line(info)))
+    data = dict(settings=settings, summary=summary, jobs=jobs, command=harness.command_line(__file__, argv),
+                machine=harness.machine_info(), seconds=round(time.perf_counter() - wall, 1),
+                **harness.git_state(CODE_PATHS))
+    harness.write_results(args.out / "warm_start", data, markdown(data))
     harness.say(markdown_table(summary))
     return 0
 

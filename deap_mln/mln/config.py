@@ -200,7 +200,9 @@ def preset(name: str, **overrides: Any) -> EvolutionConfig:
     """The named preset with field overrides applied, validated. ``algorithm="es"`` and a
     ``tasks_source`` other than synthetic also turn the dynamic update off unless
     ``dynamic_update`` is given: ES is the paper's baseline, and the update differentiates the
-    meta-MSE of synthetic tasks."""
+    meta-MSE of synthetic tasks. A ``tasks_source`` other than synthetic also starts from the
+    networks distilled from known losses unless ``initial_population`` is given (measured:
+    ``benchmarks/results/warm_start``, docs/method.md)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
@@ -208,4 +210,6 @@ def preset(name: str, **overrides: Any) -> EvolutionConfig:
         values["dynamic_update"] = False  # the ES baseline is the method without Algorithm 1's update
     if values.get("tasks_source", "synthetic") != "synthetic" and overrides.get("dynamic_update") is None:
         values["dynamic_update"] = False  # its meta-gradient is that of synthetic tasks' meta-MSE
+    if values.get("tasks_source", "synthetic") != "synthetic":
+        values.setdefault("initial_population", "known")  # better than a random start on digits (warm_start.md)
     return EvolutionConfig.from_dict(values)

@@ -10,6 +10,7 @@ from deap_mln.cli.evolve import config_from_args
 from deap_mln.cli.main import build_parser
 from deap_mln.metatest.baselines import baseline_loss
 from deap_mln.mln.check import population_passes
+from deap_mln.mln.config import preset
 from deap_mln.mln.network import PAPER_HIDDEN, MLNLoss, genome_to_module
 from deap_mln.mln.toolbox import build_toolbox, eq4_classes
 from deap_mln.mln.warm_start import (
@@ -80,8 +81,9 @@ def test_distilled_network_ranks_pairs_and_trains_like_its_target(target, classe
     assert torch.nn.functional.cosine_similarity(*grads, dim=0) > 0.9
 
 
-def test_distilled_ce_and_label_smoothing_pass_the_kclass_check():
-    genomes = np.stack([distil_genome(t, PAPER_HIDDEN, 10, SEED) for t in ("ce", "ls")])
+def test_distilled_networks_pass_the_kclass_check():
+    """Else a 10-class run would reject its own seeds untrained."""
+    genomes = np.stack([distil_genome(t, PAPER_HIDDEN, 10, SEED) for t in TARGETS])
     assert population_passes(genomes, PAPER_HIDDEN, 10).all()
 
 
@@ -128,6 +130,15 @@ def test_random_population_is_the_default_and_unknown_kinds_are_refused():
     assert not np.array_equal(population[0], distil_genome("ce", config.hidden, 2, config.seed))
     with pytest.raises(ValueError, match="initial_population"):
         tiny_config(initial_population="warm")
+
+
+def test_a_preset_with_a_data_source_starts_from_the_known_losses():
+    """The default follows the measurement (benchmarks/results/warm_start): known with a data
+    source, random on the paper's synthetic tasks, and what is asked for in either case."""
+    assert preset("quick", tasks_source="digits").initial_population == "known"
+    assert preset("quick", tasks_source="digits", initial_population="random").initial_population == "random"
+    assert preset("quick").initial_population == "random"
+    assert preset("kclass", initial_population="known").initial_population == "known"
 
 
 def test_eq4_classes_follows_the_fitness_and_the_data():
