@@ -337,7 +337,8 @@ def fidelity_summary(tables: dict[str, dict], cells: Sequence[str] = CELLS) -> d
                              ceiling=tables[cell]["ceiling"])
         target[cell] = row["meets_target"]
     finished = [v for v in target.values() if v is not None]
-    return dict(default=default, default_setting=choice, target_met=target,
+    by_optimizer = {o: choose_default({c: t for c, t in tables.items() if c.endswith(f"/{o}")}) for o in OPTIMIZERS}
+    return dict(default=default, default_setting=choice, best_by_optimizer=by_optimizer, target_met=target,
                 target_met_everywhere=bool(finished) and len(finished) == len(cells) and all(finished))
 
 
@@ -660,12 +661,16 @@ def markdown(result: dict) -> str:
             met = summary["target_met"][cell]
             lines.append(f"| {cell} | {_f(value['spearman'])} | {_f(value['cost_fraction'], '.3f')} | "
                          f"{_f(value['ceiling'])} | {'yes' if met else 'no'} |")
+    lines += ["", "The same rule within the cells of one optimizer: " + "; ".join(
+        f"{o}: **{c.get('setting')}** ({_f(c.get('mean_spearman'))} mean Spearman)"
+        for o, c in summary["best_by_optimizer"].items()) + "."]
     lines += ["", "## Settings", ""] + [f"- *{s['name']}*: {s['description']}" for s in result["settings"]]
     for cell, table in tables.items():
         lines += ["", f"## {cell}", "",
                   f"Ceiling C {_f(table['ceiling'])} (seeds {table['ceiling_halves'][0]} vs "
                   f"{table['ceiling_halves'][1]}; mean over all such splits {_f(table['ceiling_over_splits'])}); "
-                  f"one meta-test run of CE: {table['ce_run_cpu_seconds']:.2f} CPU s.", "",
+                  f"one meta-test run of CE: {table['ce_run_cpu_seconds']:.2f} CPU s in CE's meta-test job (each fitness job "
+                  "divides by the CE runs it timed itself).", "",
                   "| setting | trainings | Spearman [95% CI] | cost | CPU s / training | target met |",
                   "|---|---:|---:|---:|---:|---|"]
         for row in table["rows"]:
