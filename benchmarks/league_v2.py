@@ -1,7 +1,7 @@
 """League v2: the verdict against the best fixed loss on three real data sets under two optimizers,
 every search scored by the faithful fitness of the cell's own training.
 
-    python benchmarks/league_v2.py --jobs 2 --commit-every 20   # the whole league (estimate below)
+    python benchmarks/league_v2.py --jobs 2 --commit-every 20   # the whole league (about 4 hours: below)
     python benchmarks/league_v2.py --report                     # the tables from the job files alone
     python benchmarks/league_v2.py --smoke                      # the pipeline in a few minutes
     python benchmarks/league_v2.py --probe                      # per-training times behind the budget
@@ -28,12 +28,23 @@ bracketing search on a validation split of the training part) with seeds 0-9:
 
 **Budget**: every data-driven search may train at most :data:`BUDGET` *spec trainings*: one faithful
 evaluation trains ``fraction`` x the spec's steps on each of ``fitness_splits`` splits at each rate
-tried, so a search makes BUDGET / (fraction x splits x rates) shortened trainings (300 at 10%, one
+tried, so a search makes BUDGET / (fraction x splits x rates) shortened trainings (200 at 10%, one
 split, one rate). They are counted as league.py counts: only trained candidates (a candidate refused
 by a check before training, or served from GP's cache, costs none), the MLN's validations included.
-What that costs in CPU seconds per cell, and the league's time estimate, come from ``--probe``
-(``probe.json``: per-training times of this machine) and ``--estimate``; ``league.md`` gives what the
-searches and meta-tests took.
+``--probe`` measured this machine's CPU seconds per spec training spent by a search
+(``benchmarks/results/league_v2/probe.json``, taken at load 6-10, so likely above an idle machine's):
+MLN 1.6-3.2, GP 1.3-4.3 and TaylorGLO 1.8-6.3, beside 0.7-1.9 for one CE training of the spec; so at
+BUDGET = 20 a search costs about 23-58 CPU-s on digits, 43-70 on MNIST-1D and 58-99 on MNIST (an MLN
+search's includes 12 CPU-s of distilling its known start). On MNIST-1D GP and TaylorGLO measured
+12-14 CPU-s per spec training because every faithful evaluation reads the data again
+(``deap_mln.training.splits.faithful_data`` does not cache: 1.2 CPU-s per read of MNIST-1D); the
+figures above assume it reads them once per search.
+
+**Time estimate** (:func:`estimate` from the probe, ``--estimate``; 2 workers): meta-tests 15,500
+CPU-s (references, and every evolved, universal and transfer row's one-seed meta-tests, each with its
+own rate search), searches 13,700 CPU-s (4 families x 6 cells x 10 seeds), universal searches 150:
+about 29,300 CPU-s, **4.1 hours** with ``--jobs 2`` (5.4 hours while ``faithful_data`` reads the data
+per evaluation; 5.2 hours with ``--transfer all``). ``league.md`` reports what the jobs took.
 
 **Statistics** per cell: each row's paired difference from CE and from ls-tuned (bootstrap 95%
 interval, exact sign-flip p), Holm-adjusted within the cell over each comparison's rows. The
@@ -91,7 +102,7 @@ UNIVERSAL = ("mln-universal", "edl")
 # benchmarks/results/fidelity/fidelity.json chooses (its "default_setting") decides it. Today the
 # spec for 10% of its steps, one split, each candidate rescaled to CE's logit-gradient norm.
 FITNESS: dict[str, Any] = dict(fraction=0.1, rates="normalised", fitness_splits=1)
-BUDGET = 30            # spec trainings per search (module docstring): 300 shortened trainings at fraction 0.1
+BUDGET = 20            # spec trainings per search (module docstring): 200 shortened trainings at fraction 0.1
 ALPHA = 0.05
 TARGET_CELLS_BEAT = 2  # target (b): cells where an evolved loss beats CE and ls-tuned
 TARGET_CELLS_MLN = 3   # target (c): cells where the MLN hybrid is within the best family's interval
@@ -745,7 +756,8 @@ def league_target(cells: Sequence[dict]) -> dict:
             paired = _paired(best_e["accuracy"], best_f["accuracy"])
             worse = not math.isnan(paired["p"]) and paired["p"] < ALPHA and paired["diff"] < 0
             best_vs_fixed.append(dict(cell=name, best_evolved=best_e["loss"], best_fixed=best_f["loss"],
-                                      diff=paired["diff"], ci=paired["ci"], p=paired["p"], met=not worse))
+                                      diff=paired["diff"], ci=paired["ci"], p=paired["p"], met=not worse,
+                                      complete=cell.get("complete", True)))
         else:
             best_vs_fixed.append(dict(cell=name, met=False, reason="no rows"))
         winners = [dict(loss=r["loss"], vs_ce=r["vs_ce"]["diff"], p_holm_ce=r["vs_ce"]["p_holm"],
@@ -769,7 +781,8 @@ def league_target(cells: Sequence[dict]) -> dict:
     return dict(
         a=dict(statement="in every cell the best evolved loss is not significantly worse than the best fixed loss "
                          f"(paired sign-flip p >= {ALPHA} or a non-negative difference)",
-               met=bool(cells) and all(c["met"] for c in best_vs_fixed), cells=best_vs_fixed),
+               met=bool(cells) and all(c["met"] and c.get("complete", False) for c in best_vs_fixed),
+               cells=best_vs_fixed),
         b=dict(statement=f"in >= {TARGET_CELLS_BEAT} of {len(CELLS)} cells an evolved loss beats CE and ls-tuned at "
                          f"Holm p < {ALPHA}", met=n_beat >= TARGET_CELLS_BEAT, count=n_beat, cells=beats),
         c=dict(statement=f"in >= {TARGET_CELLS_MLN} cells the MLN hybrid is the best family or the 95% interval of "
@@ -829,6 +842,7 @@ def markdown_target(target: dict) -> list[str]:
     lines += [f"- {c['cell']}: " + (f"best evolved {c['best_evolved']} vs best fixed {c['best_fixed']}: "
                                     f"{c['diff']:+.4f} [{_f(c['ci'][0], '+.4f')}, {_f(c['ci'][1], '+.4f')}], "
                                     f"p {_f(c['p'], '.3f')}: {'met' if c['met'] else 'not met'}"
+                                    + ("" if c["complete"] else " (cell unfinished)")
                                     if "best_evolved" in c else c.get("reason", "not finished"))
               for c in target["a"]["cells"]]
     lines += ["", f"(b) {target['b']['statement']}: {verdict(target['b'])} ({target['b']['count']} cells).", ""]
@@ -896,15 +910,30 @@ def search_costs(jobs: Sequence[dict], plan: Plan) -> dict[str, dict]:
     return costs
 
 
+PROBE_FILE = "benchmarks/results/league_v2/probe.json"
+
+
+def planned_estimate(plan: Plan) -> dict | None:
+    """:func:`estimate` of ``plan`` from the committed probe's times (None without them)."""
+    path = harness.REPO_ROOT / PROBE_FILE
+    if plan.steps or not path.is_file():  # the probe timed each data set's default steps
+        return None
+    probed = read_json(path)["cells"]
+    if any(cell not in probed for cell in plan.cells):
+        return None
+    return dict(as_is=estimate(probed, plan), data_cached=estimate(probed, plan, data_cached=True))
+
+
 def write_report(plan: Plan, layout: Layout, command: str, seconds: float | None) -> dict:
     """Aggregate the job files under ``layout`` into league.json, league.md and league.png."""
     jobs = collect(layout)
     cells = cell_tables(jobs, plan.cells, plan.seeds)
-    target = league_target([c for c in cells if c["rows"]])
+    target = league_target(cells)
     costs = search_costs(jobs, plan)
     cpu = dict(evolution=sum(j["cpu_seconds"] for j in jobs if j["identity"]["job"] == "evolution"),
                meta_test=sum(j.get("cpu_seconds", 0.0) for j in jobs if j["identity"]["job"] == "meta-test"))
     commits = league.job_commits(jobs)
+    forecast = planned_estimate(plan)
     chosen = sorted({r["family"] for c in cells for r in c["rows"] if r["kind"] == "transfer" and "family" in r})
     result = dict(
         cells=cells, target=target, command=command, plan=dict(dataclasses.asdict(plan), fitness=dict(plan.fitness)),
@@ -912,12 +941,15 @@ def write_report(plan: Plan, layout: Layout, command: str, seconds: float | None
                     fitness=dict(plan.fitness), per_cell=costs),
         transfer_families=chosen, families_described=DESCRIPTIONS, job_cpu_seconds=cpu,
         commits=dict(aggregation=harness.git_state(CODE_PATHS), jobs=commits), machine=harness.machine_info(),
-        pass_seconds=seconds, jobs=len(jobs))
+        pass_seconds=seconds, jobs=len(jobs), estimate=forecast)
     result = json_safe(result)
     parts = [f"# League v2: {len(plan.cells)} cells, {len(plan.seeds)} seeds, {plan.budget} spec trainings per search",
              "", f"`{command}`" + (f" — this pass {seconds / 60:.1f} min" if seconds is not None else "")
              + f"; the jobs took {cpu['evolution'] / 3600:.2f} h of one core in searches and "
-             f"{cpu['meta_test'] / 3600:.2f} h in meta-tests. {league.commits_line(commits)}", "",
+             f"{cpu['meta_test'] / 3600:.2f} h in meta-tests. {league.commits_line(commits)}"
+             + (f" Estimated before the run from {PROBE_FILE}'s times: {forecast['data_cached']['hours_on_2_workers']} h "
+                f"on 2 workers ({forecast['as_is']['hours_on_2_workers']} h while GP and TaylorGLO read the data "
+                "at every evaluation)." if forecast else ""), "",
              f"Each search: at most {plan.budget} trainings of the cell's spec (mlp3, batch {BATCH_SIZE}, the data set's "
              f"steps, the cell's optimizer at CE's tuned rate), spent as "
              f"{result['budget']['shortened_trainings']} faithful evaluations of {dict(plan.fitness)} "
@@ -948,6 +980,9 @@ def write_report(plan: Plan, layout: Layout, command: str, seconds: float | None
 # ------------------------------------------------------------------------------ the probe
 
 
+# distillation of the MLN's known start per search (benchmarks/results/warm_start/warm_start.md: 11.9)
+WARM_START_CPU = 12.0
+CACHED_FLOOR = 1.5     # estimate(data_cached=True): a GP / TaylorGLO spec training costs at least this many CE ones
 PROBE_BUDGETS = (2, 5)  # spec trainings of the probe's two small searches per family and cell
 
 
@@ -1015,14 +1050,18 @@ def probe(out: Path, plan: Plan) -> dict:
 
 
 def estimate(probed: dict[str, dict], plan: Plan, ls_tuned_factor: float = 5.0, universal_cpu: float = 15.0,
-             data_cached: bool = False) -> dict:
+             data_cached: bool = False, warm_start_cpu: float = WARM_START_CPU) -> dict:
     """CPU seconds of the league at ``plan`` from :func:`probe`'s per-cell times: a reference as a
     one-seed meta-test of a formula loss and n - 1 more runs (ls-tuned ``ls_tuned_factor`` times
     that: five epsilons' rate searches); every evolved row one one-seed meta-test per seed (MLN
     rows at the MLN's time); every search its fixed cost and ``plan.budget`` spec trainings; the
-    universal searches ``universal_cpu`` per seed (v1's league: mln-universal 8 CPU s, edl 5).
+    universal searches ``universal_cpu`` per seed (v1's league: mln-universal 8 CPU s, edl 5); every
+    data-driven MLN search ``warm_start_cpu`` more for distilling its known start (the probe ran
+    before the MLN presets started from it).
     ``data_cached``: as if GP and TaylorGLO read the data once per search, not once per evaluation
-    (``deap_mln.training.splits.faithful_data`` reloads it today)."""
+    (``deap_mln.training.splits.faithful_data`` reloads it today): the probe's time per spec training
+    less the reloads, but not below :data:`CACHED_FLOOR` spec trainings' time (digits, where a reload
+    is free, measured 1.0-2.4)."""
     n = len(plan.seeds)
     fitness = dict(plan.fitness)
     evaluations_per_spec_training = 1 / (fitness["fraction"] * fitness["fitness_splits"]
@@ -1037,9 +1076,12 @@ def estimate(probed: dict[str, dict], plan: Plan, ls_tuned_factor: float = 5.0, 
         rows = [*plan.families, *plan.universal, *[f for f in transfers for _ in range(len(DATASETS) - 1)]]
         meta = n * sum(p["meta_test_one_seed_mln" if r in mln_rows else "meta_test_one_seed_formula"] for r in rows)
         reload = p.get("data_load", 0.0) * evaluations_per_spec_training if data_cached else 0.0
-        searches = {f: p["searches"][f]["fixed"] + plan.budget * max(0.0, p["searches"][f]["per_spec_training"]
-                                                                     - (reload if f in ("gp", "taylorglo") else 0.0))
-                    for f in plan.families}
+        searches = {}
+        for f in plan.families:
+            per = p["searches"][f]["per_spec_training"]
+            if reload and f in ("gp", "taylorglo"):
+                per = max(per - reload, min(per, CACHED_FLOOR * p["spec_training"]))
+            searches[f] = p["searches"][f]["fixed"] + plan.budget * per + (warm_start_cpu if f.startswith("mln") else 0.0)
         per_cell[cell] = dict(references=round(references), evolved_meta_tests=round(meta),
                               search_each=({f: round(v, 1) for f, v in searches.items()}),
                               searches=round(n * sum(searches.values())))

@@ -281,3 +281,9 @@ def test_commit_jobs_commits_the_job_files_by_path_only(lv2, tmp_path, monkeypat
     assert git("diff", "--cached", "--name-only").split() == ["other.txt"]  # still staged, not committed
     lv2.commit_jobs(layout)  # nothing new: no second commit, no error
     assert len(git("log", "--format=%h").split()) == 1
+
+
+def test_a_cell_not_finished_fails_part_a(lv2):
+    target = lv2.league_target(cells(lv2, hand_made_jobs(lv2), ("digits/adam", "mnist/sgd")))
+    assert [c["met"] for c in target["a"]["cells"]] == [True, False] and not target["a"]["met"]
+    assert target["a"]["cells"][1]["reason"] == "no rows"
