@@ -17,6 +17,7 @@ benchmark asks for, train on train + validation and score on it).
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from deap_mln.data.brief_training import BriefTraining, Split, module_logit_gradient, train_and_score
+from deap_mln.data.datasets import ClassificationData
 from deap_mln.data.fitness_splits import fitness_data_of
 from deap_mln.data.source import load_source
 from deap_mln.io import CONFIG_FILE, DATA_FILE, write_json
@@ -51,36 +53,21 @@ class SplitTraining:
     batch_size: int = 64
     lr: float = 0.01         # Adam
     stream: str = "gp"       # names the seed streams "<stream>-classifier" and "<stream>-batches"
-    # the faithful fitness: the user's spec, shortened
-    fitness_training: str = "brief"
-    model: str = "mlp3"
-    optimizer: str = "adam"
-    momentum: float = SGD_MOMENTUM
-    spec_steps: int = 0      # 0: the data set's meta-test steps
-    spec_batch_size: int = 500
-    spec_lr: float = 0.0     # 0: the optimizer's usual rate
-    fraction: float = 0.1
-    fitness_splits: int = 1
-    rates: str = "fixed"
+    # the faithful fitness: the user's spec, shortened (None: the brief training above)
+    spec: TrainingSpec | None = None
+    faithful: FaithfulFitness = FaithfulFitness()
     halving_rungs: int = 0   # successive halving over a generation (TaylorGLO); 0: off
-    device: str = "cpu"
-
-    def spec(self) -> TrainingSpec:
-        return FaithfulFields(**{name: getattr(self, name) for name in FAITHFUL_FIELDS}).training_spec(self.dataset)
-
-    def faithful(self) -> FaithfulFitness:
-        return FaithfulFitness(fraction=self.fraction, splits=self.fitness_splits, rates=self.rates)
 
 
 def split_accuracy(loss: nn.Module, settings: SplitTraining, final: bool = False) -> float:
     """The fitness of ``loss`` (module docstring); NaN if the loss diverged. Under the brief
     training, ``final`` trains on train + validation and scores on the test part. Torch runs on
     one thread."""
-    if settings.fitness_training == "faithful":
+    if settings.spec is not None:
         if final:
             raise ValueError("the faithful fitness has no final score: meta-test the loss instead")
         with single_thread():
-            return faithful_fitness(loss, faithful_data(settings), settings.spec(), settings.faithful(),
+            return faithful_fitness(loss, faithful_data(settings), settings.spec, settings.faithful,
                                     seed=faithful_seed(settings), data_seed=settings.data_seed)
     data = fitness_data_of(settings)
     x, y = data.x_train, data.y_train
@@ -98,13 +85,15 @@ def split_accuracy(loss: nn.Module, settings: SplitTraining, final: bool = False
         return float(train_and_score(module_logit_gradient(loss), split, 1, training)[0])
 
 
-FAITHFUL_FIELDS = ("fitness_training", "model", "optimizer", "momentum", "spec_steps", "spec_batch_size", "spec_lr",
-                   "fraction", "fitness_splits", "rates", "halving_rungs", "device")
-
-
-def faithful_data(settings: SplitTraining):
+def faithful_data(settings: SplitTraining) -> ClassificationData:
     """The data the faithful fitness trains on: the source's training part (its test part unread)."""
-    return load_source(settings.dataset, label=settings.data_label or None, data_seed=settings.data_seed)
+    return _source(settings.dataset, settings.data_label, settings.data_seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _source(dataset: str, label: str, data_seed: int) -> ClassificationData:
+    """The data of one source, read once per process (a search scores hundreds of candidates)."""
+    return load_source(dataset, label=label or None, data_seed=data_seed)
 
 
 def faithful_seed(settings: SplitTraining) -> int:
@@ -116,8 +105,10 @@ def split_halving(losses: Sequence[nn.Module], settings: SplitTraining) -> list[
     """Successive halving of one generation's losses under the faithful fitness
     (:func:`deap_mln.training.fitness.successive_halving`): ``rung reached + validation accuracy``,
     NaN for a loss that diverged."""
+    if settings.spec is None:
+        raise ValueError("successive halving trains the faithful fitness's spec; this search uses the brief training")
     with single_thread():
-        return successive_halving(losses, faithful_data(settings), settings.spec(), settings.faithful(),
+        return successive_halving(losses, faithful_data(settings), settings.spec, settings.faithful,
                                   faithful_seed(settings), settings.halving_rungs, settings.data_seed)
 
 
@@ -186,11 +177,12 @@ class SplitTrainingFields(FaithfulFields):
     lr: float = 0.01
 
     def training(self) -> SplitTraining:
-        return SplitTraining(**{name: getattr(self, name) for name in SPLIT_TRAINING_FIELDS},
-                             stream=self.TRAINING_STREAM)
+        faithful = self.fitness_training == "faithful"
+        return SplitTraining(dataset=self.dataset, data_seed=self.data_seed, data_label=self.data_label, seed=self.seed,
+                             hidden=self.hidden, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                             stream=self.TRAINING_STREAM, spec=self.training_spec(self.dataset) if faithful else None,
+                             faithful=self.faithful(), halving_rungs=self.halving_rungs)
 
-
-SPLIT_TRAINING_FIELDS = tuple(name for name in SplitTraining.__dataclass_fields__ if name != "stream")
 
 
 def open_split_run(config: Any, out_dir: str | Path, backend: str | DispatchOptions, workers: int,

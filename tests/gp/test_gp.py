@@ -173,7 +173,7 @@ def test_run_is_reproducible_from_its_seed_and_writes_its_directory(tmp_path):
     results = [evolve_gp(GPConfig(seed=3, **TINY), tmp_path / name, progress=None) for name in ("a", "b")]
     files = {p.name for p in (tmp_path / "a").iterdir()}
     assert files == {"config.json", "logbook.csv", "evaluations.csv", "best_formula.txt", "best_loss.pt", "fitness.png",
-                     "checkpoint.json"}
+                     "checkpoint.json", "data.json"}
     assert read_logbook(tmp_path / "a" / "logbook.csv") == read_logbook(tmp_path / "b" / "logbook.csv")
     assert (tmp_path / "a" / "best_formula.txt").read_text() == (tmp_path / "b" / "best_formula.txt").read_text()
     assert str(results[0].best) == str(results[1].best)
