@@ -17,6 +17,10 @@ to a cosine above 0.999 on every genome tested (tests/mln/test_dynamic_update.py
 holds with the 2-D table of dg/dp_true and dg/dp_false (:mod:`deap_mln.mln.pair_table`) and
 Eq. 4's softmax gradient (:mod:`deap_mln.mln.kclass_loss`; tests/mln/test_kclass.py).
 
+With a data source (``config.tasks_source``) L_meta is the validation cross-entropy of the
+fitness's own brief training, its first ``truncation`` steps unrolled through the same 2-D table
+(:mod:`deap_mln.mln.data_update`), on a split drawn from its own stream.
+
 ``update_rule = "normalised"`` keeps the earlier variant: one step of fixed length,
 theta <- theta - step * g / ||g||, comparable with a mutation's expected length sigma sqrt(n).
 """
@@ -29,7 +33,9 @@ import numpy as np
 import torch
 
 from deap_mln.data.synthetic import Task, make_task
+from deap_mln.data.user_data import DataTask
 from deap_mln.mln.config import EvolutionConfig
+from deap_mln.mln.data_update import truncated_data_loss, update_data_task
 from deap_mln.mln.inner import classifier_sizes, glorot_layers, probability_mse
 from deap_mln.mln.kclass_loss import ExactKClassMLNLoss, eq4_pairs, false_classes, kclass_logit_gradient
 from deap_mln.mln.network import batched_mln_forward, eq4_inputs
@@ -136,19 +142,36 @@ def truncated_meta_loss(genomes: torch.Tensor, task: Task, config: EvolutionConf
     return probability_mse(p_val, task.p_val.to(dtype))
 
 
-def update_task(config: EvolutionConfig, rng: np.random.Generator) -> Task:
-    """A task for the meta-gradient, drawn from its own stream (never an evaluation task)."""
-    return make_task(config.seed, int(rng.integers(2**31)), 0, stream="dynamic-update", kind=config.task_kind,
+def update_task(config: EvolutionConfig, rng: np.random.Generator) -> Task | DataTask:
+    """A task for the meta-gradient, drawn from its own stream (never an evaluation task): a
+    synthetic task, or with a data source a resampled split of its search part."""
+    seed = int(rng.integers(2**31))
+    if config.tasks_source != "synthetic":
+        return update_data_task(config, seed)
+    return make_task(config.seed, seed, 0, stream="dynamic-update", kind=config.task_kind,
                      dim=config.input_dim, components=config.mixture_components, pool_size=config.pool_size,
                      train_size=config.train_size, val_size=config.val_size, classes=config.classes)
 
 
-def meta_gradient(genomes: np.ndarray, task: Task, config: EvolutionConfig, truncation: int,
+def meta_loss(genomes: torch.Tensor, task: Task | DataTask, config: EvolutionConfig, truncation: int,
+              path: str = "exact") -> torch.Tensor:
+    """L_meta (P,) on ``task``: Eq. 1's MSE on a synthetic task (:func:`truncated_meta_loss`), the
+    validation cross-entropy on a data task (:func:`deap_mln.mln.data_update.truncated_data_loss`)."""
+    if not isinstance(task, DataTask):
+        return truncated_meta_loss(genomes, task, config, truncation, path)
+    if path not in ("exact", "fast"):
+        raise ValueError(f"path must be 'exact' or 'fast', got {path!r}")
+    gradient = (exact_kclass_logit_gradient(genomes, config.hidden) if path == "exact"
+                else table_kclass_logit_gradient(genomes, config.hidden, config.pair_grid_size))
+    return truncated_data_loss(gradient, task, config, truncation, genomes.shape[0], genomes.dtype)
+
+
+def meta_gradient(genomes: np.ndarray, task: Task | DataTask, config: EvolutionConfig, truncation: int,
                   path: str = "exact") -> np.ndarray:
     """d L_meta / d genome for each row of ``genomes`` (P, D)."""
     g = torch.as_tensor(np.ascontiguousarray(genomes, dtype=np.float32)).clone().requires_grad_()
     with torch.enable_grad():
-        (grad,) = torch.autograd.grad(truncated_meta_loss(g, task, config, truncation, path).sum(), g)
+        (grad,) = torch.autograd.grad(meta_loss(g, task, config, truncation, path).sum(), g)
     return grad.numpy()
 
 
@@ -176,7 +199,7 @@ def dynamic_update(individuals: list, rng: np.random.Generator, *, config: Evolu
     return individuals
 
 
-def _refine_chunks(individuals: list, task: Task, rng: np.random.Generator, config: EvolutionConfig,
+def _refine_chunks(individuals: list, task: Task | DataTask, rng: np.random.Generator, config: EvolutionConfig,
                    mutate: Callable[[Any], tuple], steps: int) -> None:
     for start in range(0, len(individuals), config.chunk_size):
         chunk = individuals[start:start + config.chunk_size]

@@ -117,13 +117,19 @@ def data_task_fitness(genomes: np.ndarray, config: EvolutionConfig, tasks: Seque
         loss = kclass_population_loss(config.evaluation, kept, config.hidden, config.pair_grid_size)
         total = np.zeros(kept.shape[0])
         for task in tasks:
-            training = BriefTraining(hidden=config.task_hidden, steps=config.task_steps, batch_size=config.inner_batch,
-                                     lr=config.task_lr, optimizer=config.task_optimizer, init_seed=task.init_seed,
-                                     batch_seed=task.batch_seed)
-            total += train_and_score(loss.logit_gradient, task.split, kept.shape[0], training, config.task_fitness)
+            total += train_and_score(loss.logit_gradient, task.split, kept.shape[0], brief_training(config, task),
+                                     config.task_fitness)
         mean = total / len(tasks)
         scores[passes] = np.where(np.isfinite(mean), mean, FAILED_MLN_FITNESS)
     return scores
+
+
+def brief_training(config: EvolutionConfig, task: DataTask) -> BriefTraining:
+    """How every classifier of a data task trains (:func:`data_task_fitness`): ``task_hidden``,
+    ``task_steps`` of ``inner_batch`` points, ``task_optimizer`` at ``task_lr``, the task's seeds."""
+    return BriefTraining(hidden=config.task_hidden, steps=config.task_steps, batch_size=config.inner_batch,
+                         lr=config.task_lr, optimizer=config.task_optimizer, init_seed=task.init_seed,
+                         batch_seed=task.batch_seed)
 
 
 def faithful_population_fitness(genomes: np.ndarray, config: EvolutionConfig, split: str, generation: int) -> np.ndarray:

@@ -8,6 +8,11 @@ jobs whose result exists are skipped, so an interrupted benchmark resumes where 
 Final losses are compared on *held-out* tasks (a generation no run ever evaluates), the
 same for every variant of a seed, because logbook fitness values of different runs may be
 lucky draws of their last generation's tasks.
+
+With a data source (``data``, ``deap-mln bench --data``) every variant runs on that data's
+meta-tasks (``tasks_source``) at the same budget and seeds, and the held-out tasks are trained on
+samples of the search part and scored on the held-out part of the training part, which no
+search's choice reads; CE is the reference loss there.
 """
 from __future__ import annotations
 
@@ -21,12 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from deap_mln.data.brief_training import module_logit_gradient, train_and_score
 from deap_mln.data.synthetic import generation_tasks
+from deap_mln.data.user_data import DataTask, load_task_data, make_data_task
 from deap_mln.io import BEST_LOSS_FILE, CONFIG_FILE, MLN_CHECKPOINT_FILE, RESULT_FILE, write_json, write_text
 from deap_mln.mln.config import EvolutionConfig, preset
 from deap_mln.mln.edl import ranking_fitness
-from deap_mln.mln.fitness import fitness_from_mse
+from deap_mln.mln.fitness import brief_training, data_task_fitness, fitness_from_mse
 from deap_mln.mln.inner import PopulationLoss, train_population, validation_mse
 from deap_mln.mln.network import load_loss_record
 from deap_mln.mln.population_loss import BaselinePopulationLoss, TabulatedMLNLoss
@@ -57,19 +65,24 @@ BUDGETS: dict[str, tuple[str, dict, float]] = {
 }
 HELD_OUT_GENERATION = 1_000_000  # tasks of this generation are never used by a run
 HELD_OUT_TASKS = 5
+DATA_THRESHOLD = 0.9  # default "evaluations to reach" on a data source: the fitness is an accuracy there
+SYNTHETIC = "synthetic"
 
 
-def job_config(budget: str, variant: str, seed: int) -> EvolutionConfig:
-    """The config of one (variant, seed) job; early stopping is off so budgets are equal."""
+def job_config(budget: str, variant: str, seed: int, data: str = SYNTHETIC, label: str = "") -> EvolutionConfig:
+    """The config of one (variant, seed) job, on the meta-tasks of ``data`` (a data source, or
+    synthetic); early stopping is off so budgets are equal."""
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     name, overrides, _ = BUDGETS[budget]
-    return preset(name, **overrides, **VARIANTS[variant], seed=seed, patience=0)
+    source = {} if data == SYNTHETIC else dict(tasks_source=data, data_label=label)
+    return preset(name, **{**overrides, **VARIANTS[variant], **source, "seed": seed, "patience": 0})
 
 
 REFERENCE_LOSSES = BaselinePopulationLoss.NAMES  # fixed losses scored beside the variants
+DATA_REFERENCE_LOSSES = ("ce",)                  # ... on a data source's tasks (K classes: torch's CE)
 
 
 def held_out_scores(genome: np.ndarray | None, config: EvolutionConfig, baseline: str | None = None) -> dict:
@@ -80,6 +93,8 @@ def held_out_scores(genome: np.ndarray | None, config: EvolutionConfig, baseline
     settings) against the ground truth's labels on their validation points.
     Ranking fitness: ranking consistency on a held-out sample of predictions.
     """
+    if config.tasks_source != SYNTHETIC:
+        return data_held_out_scores(genome, config, baseline)
     if config.fitness == "ranking":
         if genome is None:
             raise ValueError("reference losses are scored on meta-MSE budgets only")
@@ -105,27 +120,58 @@ def held_out_scores(genome: np.ndarray | None, config: EvolutionConfig, baseline
     return dict(held_out_fitness=fitness, held_out_accuracy=float(np.mean(accuracy)))
 
 
-def run_job(budget: str, variant: str, seed: int, out_dir: str) -> dict:
+def held_out_data_tasks(config: EvolutionConfig) -> list[DataTask]:
+    """The held-out tasks of a data source for ``config.seed``: trained on samples of the search
+    part, scored on the held-out part (stream ``data-test``, a generation no run draws)."""
+    data = load_task_data(config.tasks_source, config.data_label)
+    return [make_data_task(data, config.seed, "data-test", HELD_OUT_GENERATION, i, config.train_size, config.val_size)
+            for i in range(HELD_OUT_TASKS)]
+
+
+def data_held_out_scores(genome: np.ndarray | None, config: EvolutionConfig, baseline: str | None = None) -> dict:
+    """:func:`held_out_scores` on a data source: the run's fitness (``task_fitness``) and accuracy
+    on :func:`held_out_data_tasks`, of an MLN ``genome`` (:func:`data_task_fitness`: the K-class
+    check, then the brief training through Eq. 4's table) or of the ``baseline`` CE."""
+    tasks = held_out_data_tasks(config)
+    measures = dict.fromkeys((config.task_fitness, "accuracy"))
+    with single_thread():
+        if genome is not None:
+            scores = {m: float(data_task_fitness(genome[None], dataclasses.replace(config, task_fitness=m), tasks)[0])
+                      for m in measures}
+        elif baseline in DATA_REFERENCE_LOSSES:
+            ce = module_logit_gradient(nn.CrossEntropyLoss())
+            scores = {m: float(np.mean([train_and_score(ce, t.split, 1, brief_training(config, t), m)[0]
+                                        for t in tasks])) for m in measures}
+        else:
+            raise ValueError(f"on a data source the reference loss is {', '.join(DATA_REFERENCE_LOSSES)}; "
+                             f"got {baseline!r}")
+    return dict(held_out_fitness=scores[config.task_fitness], held_out_accuracy=scores["accuracy"])
+
+
+def run_job(budget: str, variant: str, seed: int, out_dir: str, data: str = SYNTHETIC, label: str = "") -> dict:
     """Evolve one (variant, seed), score its kept loss on held-out tasks, write result.json.
 
-    A reference loss (``ce``, ``mse``, ``focal``) is not evolved: it is scored on the same
-    held-out tasks, with the same inner training, as the variants of its seed.
+    A reference loss (``ce``, ``mse``, ``focal``; on a data source ``ce``) is not evolved: it is
+    scored on the same held-out tasks, with the same inner training, as the variants of its seed.
+    A result is reused only when it was made on the same ``data``.
     The loss the run kept (chosen on validation tasks) and the best single measurement of the
     run (what earlier versions kept) are both scored, which measures what validation changes.
     """
     run_dir = Path(out_dir) / "runs" / f"{variant}-seed{seed}"
     result_file = run_dir / RESULT_FILE
     if result_file.is_file():
-        return json.loads(result_file.read_text())
+        done = json.loads(result_file.read_text())
+        if (done.get("data", SYNTHETIC), done.get("label", "")) == (data, label):
+            return done
     if variant in REFERENCE_LOSSES:
         tic = time.perf_counter()
-        config = job_config(budget, "hybrid", seed)
-        result = dict(variant=variant, seed=seed, budget=budget, reference_loss=True,
+        config = job_config(budget, "hybrid", seed, data, label)
+        result = dict(variant=variant, seed=seed, budget=budget, data=data, label=label, reference_loss=True,
                       **held_out_scores(None, config, baseline=variant), seconds=time.perf_counter() - tic)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(result_file, result)
         return result
-    config = job_config(budget, variant, seed)
+    config = job_config(budget, variant, seed, data, label)
     tic = time.perf_counter()
     if _resumable(run_dir, config):  # an interrupted job goes on from its last checkpoint
         run = resume(run_dir, progress=None)
@@ -138,7 +184,7 @@ def run_job(budget: str, variant: str, seed: int, out_dir: str) -> dict:
     rows = list(run.state.logbook)
     genome = load_loss_record(run_dir / BEST_LOSS_FILE)["genome"].numpy()
     single = held_out_scores(np.asarray(run.state.hall_of_fame[0]), config)
-    result = dict(variant=variant, seed=seed, budget=budget,
+    result = dict(variant=variant, seed=seed, budget=budget, data=data, label=label,
                   best=[r["best"] for r in rows], evals=np.cumsum([r["evals"] for r in rows]).tolist(),
                   failed=int(sum(r["failed"] for r in rows)), final_best=rows[-1]["best"], seconds=seconds,
                   **held_out_scores(genome, config),
@@ -248,14 +294,31 @@ def _p(c: dict) -> str:
     return f"n/a (n = {c['n']} < 5)" if c["p_value"] != c["p_value"] else f"{c['p_value']:.3g}"
 
 
+def data_name(report: dict) -> str:
+    """Which meta-tasks a report's runs used: ``synthetic``, or the data source (with its label column)."""
+    data, label = report.get("data", SYNTHETIC), report.get("label", "")
+    return f"{data} (label {label})" if label else data
+
+
+def _held_out_line(report: dict) -> str:
+    tasks = report["held_out"]["tasks"]
+    if report.get("data", SYNTHETIC) == SYNTHETIC:
+        return (f"Meta-tasks: synthetic. Held-out: {tasks} tasks per seed that no run trains on, the same for every "
+                "row of a seed; reference losses (CE, MSE, focal) are trained there with the same inner SGD as the "
+                "evolved ones.")
+    return (f"Meta-tasks: resampled splits of the search part of `{data_name(report)}`; fitness: the runs' "
+            f"`task_fitness`. Held-out: {tasks} tasks per seed trained on samples of the search part and scored on "
+            "the held-out part of the training part (never read by a search's choice), the same for every row of a "
+            "seed; CE is trained there with the same brief training as the evolved losses.")
+
+
 def markdown_report(report: dict) -> str:
     ref = report["reference"]
     counts = sorted({s["seeds"] for s in report["summary"].values()})
     seeds = f"{counts[0]} seeds" if len(counts) == 1 else f"{counts[0]} to {counts[-1]} seeds per row"
-    lines = [f"# Variants compared: budget `{report['budget']}`, {seeds}", "",
-             f"Threshold for 'evaluations to reach': best fitness >= {report['threshold']}. Held-out: "
-             f"{report['held_out']['tasks']} tasks per seed that no run trains on, the same for every row of a seed; "
-             f"reference losses (CE, MSE, focal) are trained there with the same inner SGD as the evolved ones.", "",
+    lines = [f"# Variants compared: budget `{report['budget']}` on `{data_name(report)}`, {seeds}", "",
+             f"Threshold for 'evaluations to reach': best fitness >= {report['threshold']}. {_held_out_line(report)}",
+             "",
              "| variant | seeds | final best (median) | held-out fitness median [IQR] | held-out accuracy median "
              "| reached | evals to threshold (median) | s/run |",
              "|---|---|---|---|---|---|---|---|"]
@@ -290,27 +353,33 @@ def markdown_report(report: dict) -> str:
 
 def compare_variants(variants: Sequence[str], seeds: int, budget: str, out_dir: str | Path, *, workers: int = 1,
                      threshold: float | None = None, references: Sequence[str] | None = None,
-                     progress: Callable[[str], None] | None = print) -> dict:
+                     data: str = SYNTHETIC, label: str = "", progress: Callable[[str], None] | None = print) -> dict:
     """Run (or resume) every (variant, seed) job, then write bench.json, report.md and the plots.
 
     The first variant is the reference the others are tested against; ``threshold``
-    defaults to the budget's. ``references`` are fixed losses scored beside the variants
-    (default: CE, MSE and focal on meta-MSE budgets, none on ranking budgets).
+    defaults to the budget's (:data:`DATA_THRESHOLD` on a data source). ``references`` are fixed
+    losses scored beside the variants (default: CE, MSE and focal on meta-MSE budgets, CE on a
+    data source, none on ranking budgets). ``data`` (a data source, with a CSV's ``label``
+    column) runs every variant on that data's meta-tasks instead of synthetic ones.
     """
     out = Path(out_dir)
     for v in variants:
-        job_config(budget, v, 0)  # refuse unknown names and invalid combinations before anything runs
+        job_config(budget, v, 0, data, label)  # refuse unknown names and invalid combinations before anything runs
+    on_data = data != SYNTHETIC
+    if on_data:
+        load_task_data(data, label)  # so is data that cannot be read or used
     if threshold is None:
-        threshold = BUDGETS[budget][2]
+        threshold = DATA_THRESHOLD if on_data else BUDGETS[budget][2]
     if seeds < 1 or workers < 1:
         raise ValueError("--seeds and --workers must be at least 1")
+    known = DATA_REFERENCE_LOSSES if on_data else REFERENCE_LOSSES
     if references is None:
-        references = REFERENCE_LOSSES if job_config(budget, variants[0], 0).fitness == "meta-mse" else ()
-    unknown = [r for r in references if r not in REFERENCE_LOSSES]
+        references = known if job_config(budget, variants[0], 0, data, label).fitness == "meta-mse" else ()
+    unknown = [r for r in references if r not in known]
     if unknown:
-        raise ValueError(f"unknown reference loss {unknown[0]!r}; choose from {', '.join(REFERENCE_LOSSES)}")
+        raise ValueError(f"unknown reference loss {unknown[0]!r} on {data} tasks; choose from {', '.join(known)}")
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(budget, v, s, str(out)) for s in range(seeds) for v in (*variants, *references)]
+    jobs = [(budget, v, s, str(out), data, label) for s in range(seeds) for v in (*variants, *references)]
     say = progress or (lambda line: None)
     results = []
     if workers == 1:
@@ -329,15 +398,16 @@ def compare_variants(variants: Sequence[str], seeds: int, budget: str, out_dir: 
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    return write_variant_report(results, variants, budget, threshold, out)
+    return write_variant_report(results, variants, budget, threshold, out, data=data, label=label)
 
 
 def write_variant_report(results: Sequence[dict], variants: Sequence[str], budget: str, threshold: float,
-                         out_dir: str | Path) -> dict:
+                         out_dir: str | Path, *, data: str = SYNTHETIC, label: str = "") -> dict:
     """bench.json, report.md and the figures of ``results`` (rows of any seeds; each comparison
-    pairs the seeds both sides have)."""
+    pairs the seeds both sides have); ``data`` names the meta-tasks they ran on."""
     out = Path(out_dir)
-    report = dict(budget=budget, variants=list(variants), seeds=sorted({r["seed"] for r in results}),
+    report = dict(budget=budget, data=data, label=label, variants=list(variants),
+                  seeds=sorted({r["seed"] for r in results}),
                   threshold=threshold, held_out=dict(generation=HELD_OUT_GENERATION, tasks=HELD_OUT_TASKS),
                   **summarise_variants(results, variants, threshold), results=list(results))
     write_json(out / "bench.json", report)

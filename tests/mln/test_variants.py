@@ -94,3 +94,46 @@ def test_bench_compares_edl_mutations_on_held_out_ranking(tmp_path):
 def test_dynamic_update_is_refused_with_the_ranking_fitness():
     with pytest.raises(ValueError, match="dynamic_update"):
         job_config("edl", "hybrid", 0)  # the full hybrid includes the update
+
+
+def test_bench_runs_the_variants_on_a_data_source_with_the_same_budget_and_says_which(tmp_path, capsys):
+    from deap_mln.mln import variants as bench
+
+    bench.BUDGETS["data-smoke"] = ("quick", dict(generations=1, hidden=(8, 8), train_size=300, val_size=200,
+                                                 tasks_per_eval=1, mu=4, lambda_=4, chunk_size=4, update_truncation=3,
+                                                 task_steps=20, validation_tasks=1, test_tasks=1), -0.1)
+    out = tmp_path / "bench"
+    try:
+        # a result made on synthetic tasks in the same folder is not taken for a digits one
+        stale = out / "runs" / "hybrid-seed0" / "result.json"
+        stale.parent.mkdir(parents=True)
+        stale.write_text(json.dumps({"variant": "hybrid", "seed": 0, "held_out_fitness": 7.0}))
+        assert main(["bench", "--variants", "hybrid", "hybrid-no-update", "--seeds", "1", "--budget", "data-smoke",
+                     "--data", "digits", "--out", str(out)]) == 0
+        for config in (job_config("data-smoke", v, 0, "digits") for v in ("hybrid", "hybrid-no-update")):
+            assert config.tasks_source == "digits" and config.generations == 1
+        assert job_config("data-smoke", "hybrid", 0, "digits").dynamic_update  # the hybrid is all of Algorithm 1
+        with pytest.raises(ValueError, match="unknown reference loss 'mse' on digits"):
+            compare_variants(["hybrid"], 1, "data-smoke", out, data="digits", references=("mse",), progress=None)
+    finally:
+        del bench.BUDGETS["data-smoke"]
+    saved = json.loads((out / "bench.json").read_text())
+    assert (saved["data"], saved["threshold"]) == ("digits", 0.9)  # an accuracy threshold on data
+    assert {r["variant"] for r in saved["results"]} == {"hybrid", "hybrid-no-update", "ce"}
+    # an accuracy, or -1 for a kept loss that fails the 10-class check (a generation of 4 + 4 may keep one)
+    assert all(r["data"] == "digits" and (0.0 <= r["held_out_fitness"] <= 1.0 or r["held_out_fitness"] == -1.0)
+               for r in saved["results"])
+    evolved = [r for r in saved["results"] if not r.get("reference_loss")]
+    assert {tuple(r["evals"]) for r in evolved} == {(4, 12)} and all(r["run_scores"]["data"]["source"] == "digits"
+                                                                     for r in evolved)
+    ce = next(r for r in saved["results"] if r["variant"] == "ce")
+    assert ce["held_out_accuracy"] > 0.3  # CE, 20 Adam steps on digits: well above chance (0.1) on the held-out part
+    report = (out / "report.md").read_text()
+    assert "on `digits`" in report and "held-out part of the training part" in report
+    assert report in capsys.readouterr().out
+
+
+def test_bench_refuses_a_data_source_it_cannot_read(tmp_path, capsys):
+    assert main(["bench", "--data", "npz:/nonexistent.npz", "--seeds", "1", "--out", str(tmp_path / "b")]) == 2
+    assert capsys.readouterr().err.startswith("deap-mln: error:")
+    assert not (tmp_path / "b").exists()
