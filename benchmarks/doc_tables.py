@@ -362,6 +362,7 @@ TABLES: dict[str, DocTable] = {
     "edl/meta-test": DocTable(tuple(f"edl_mutation/{f}/per_seed.csv" for f in ("meta_test_digits", "meta_test_synthetic")),
                               edl_meta_tests),
     # docs/gp.md
+    "fidelity/default": from_results_md("fidelity/fidelity.md", 0),
     "gp/efficiency": from_results_md("gp_efficiency.md", 0),
     "gp/known-losses": from_results_md("gp_efficiency.md", 1),
     # docs/method.md

@@ -88,6 +88,7 @@ import league
 
 from deap_mln.io import BEST_LOSS_FILE, LOGBOOK_FILE, read_json, write_json
 from deap_mln.stats import compare_paired, holm_adjust
+from deap_mln.training.splits import MEASURED_FITNESS
 
 DATASETS = ("digits", "mnist1d", "mnist")
 OPTIMIZERS = ("adam", "sgd")
@@ -98,10 +99,10 @@ REFERENCES = ("ce", "ls", "ls-tuned", "mse", "focal", "poly1", "baikal", "ngl")
 LS_TUNED = "ls-tuned"
 DATA_FAMILIES = ("mln-hybrid", "mln-es", "gp", "taylorglo")
 UNIVERSAL = ("mln-universal", "edl")
-# The faithful-fitness setting of every search, in one place: the default that
-# benchmarks/results/fidelity/fidelity.json chooses (its "default_setting") decides it. Today the
-# spec for 10% of its steps, one split, each candidate rescaled to CE's logit-gradient norm.
-FITNESS: dict[str, Any] = dict(fraction=0.1, rates="normalised", fitness_splits=1)
+# The faithful-fitness setting of every search, in one place: the presets' measured default
+# (deap_mln.training.splits.MEASURED_FITNESS, chosen by benchmarks/results/fidelity/fidelity.json):
+# the spec for 10% of its steps at the spec's rate, one split.
+FITNESS: dict[str, Any] = dict(fraction=MEASURED_FITNESS["fraction"], rates=MEASURED_FITNESS["rates"], fitness_splits=1)
 BUDGET = 20            # spec trainings per search (module docstring): 200 shortened trainings at fraction 0.1
 ALPHA = 0.05
 TARGET_CELLS_BEAT = 2  # target (b): cells where an evolved loss beats CE and ls-tuned

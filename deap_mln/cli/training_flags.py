@@ -20,8 +20,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """--fitness-training and the spec's flags; ``--device`` too."""
     group = parser.add_argument_group("the faithful fitness: your training, shortened (docs/own_training.md)")
     group.add_argument("--fitness-training", choices=TRAININGS,
-                       help="brief (the wing's brief MLP training) or faithful (the spec below for a fraction of "
-                            "its steps); default brief, faithful when a spec flag is given")
+                       help="faithful (the spec below for a fraction of its steps; the presets' default on real "
+                            "data, chosen by benchmarks/results/fidelity) or brief (the wing's brief MLP training; "
+                            "the default when a brief-training flag such as --steps is given)")
     group.add_argument("--model", choices=MODELS, help="the spec's model (default mlp3)")
     group.add_argument("--optimizer", choices=OPTIMIZERS, help="adam (default) or sgd with --momentum")
     group.add_argument("--momentum", type=float, help="SGD's momentum (default 0.9)")

@@ -6,7 +6,7 @@ from typing import Any
 
 from deap_mln.configs import JSONConfig, require
 from deap_mln.data.fitness_splits import check_fitness_source
-from deap_mln.training.splits import SplitTrainingFields
+from deap_mln.training.splits import SplitTrainingFields, preset_fitness
 
 GP_ALGORITHMS = ("efficiency", "standard")
 
@@ -68,6 +68,6 @@ GP_PRESETS: dict[str, dict[str, Any]] = {
 def gp_preset(name: str, **overrides: Any) -> GPConfig:
     if name not in GP_PRESETS:
         raise ValueError(f"unknown GP preset {name!r}; choose from {', '.join(GP_PRESETS)}")
-    return GPConfig.from_dict({**GP_PRESETS[name], **overrides})
+    return GPConfig.from_dict({**preset_fitness(overrides), **GP_PRESETS[name], **overrides})
 
 

@@ -13,7 +13,7 @@ from deap_mln.data.brief_training import MEASURES, OPTIMIZERS
 from deap_mln.data.source import check_source
 from deap_mln.data.synthetic import MAX_CLASSES
 from deap_mln.mln.network import PAPER_HIDDEN
-from deap_mln.training.splits import FaithfulFields
+from deap_mln.training.splits import MEASURED_FITNESS, FaithfulFields
 
 ALGORITHMS = ("hybrid", "es")
 FITNESS_KINDS = ("meta-mse", "ranking")
@@ -203,7 +203,10 @@ def preset(name: str, **overrides: Any) -> EvolutionConfig:
     not improve the kept loss at equal trainings (``benchmarks/results/data_update``,
     docs/method.md). A ``tasks_source`` other than synthetic also starts from the networks
     distilled from known losses unless ``initial_population`` is given (measured:
-    ``benchmarks/results/warm_start``, docs/method.md)."""
+    ``benchmarks/results/warm_start``, docs/method.md), and scores candidates by the faithful
+    fitness (:data:`~deap_mln.training.splits.MEASURED_FITNESS`, measured:
+    ``benchmarks/results/fidelity``) unless a ``task_*`` field or the dynamic update asks for the
+    brief training."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
@@ -212,5 +215,8 @@ def preset(name: str, **overrides: Any) -> EvolutionConfig:
     if values.get("tasks_source", "synthetic") != "synthetic" and overrides.get("dynamic_update") is None:
         values["dynamic_update"] = False  # measured: no gain on digits for its trainings (data_update)
     if values.get("tasks_source", "synthetic") != "synthetic":
+        brief = ("task_steps", "task_optimizer", "task_lr", "task_hidden", "task_fitness", "dynamic_update")
+        if not any(overrides.get(field) for field in brief):  # those tune (or unroll) the brief training
+            values = {**MEASURED_FITNESS, **values}  # the fidelity benchmark's default (docs/own_training.md)
         values.setdefault("initial_population", "known")  # better than a random start on digits (warm_start.md)
     return EvolutionConfig.from_dict(values)

@@ -8,7 +8,7 @@ from typing import Any
 from deap_mln.configs import JSONConfig, require
 from deap_mln.data.fitness_splits import check_fitness_source
 from deap_mln.taylor.loss import PARAMETERS
-from deap_mln.training.splits import SplitTrainingFields
+from deap_mln.training.splits import SplitTrainingFields, preset_fitness
 
 # theta_0 = theta_1 = 0, theta_3 = -2, theta_5 = 2: squared error up to a constant (taylor/loss.py),
 # a trainable start, so the first generation is not mostly rejected
@@ -54,4 +54,4 @@ TAYLOR_PRESETS: dict[str, dict[str, Any]] = {
 def taylor_preset(name: str, **overrides: Any) -> TaylorConfig:
     if name not in TAYLOR_PRESETS:
         raise ValueError(f"unknown TaylorGLO preset {name!r}; choose from {', '.join(TAYLOR_PRESETS)}")
-    return TaylorConfig.from_dict({**TAYLOR_PRESETS[name], **overrides})
+    return TaylorConfig.from_dict({**preset_fitness(overrides), **TAYLOR_PRESETS[name], **overrides})

@@ -37,6 +37,12 @@ from deap_mln.training.fitness import RATE_CHOICES, FaithfulFitness, faithful_fi
 from deap_mln.training.trainer import SGD_MOMENTUM, USUAL_RATES, TrainingSpec, default_steps
 
 TRAININGS = ("brief", "faithful")
+# What the presets score candidates with on real data: the setting with the best mean rank
+# agreement with the tuned meta-test at a cost of at most 0.15 of one meta-test run, over the
+# cells measured (benchmarks/results/fidelity/fidelity.json, docs/own_training.md). A config's own
+# field default stays "brief", so a saved config without these fields loads as what it ran.
+MEASURED_FITNESS: dict[str, Any] = dict(fitness_training="faithful", fraction=0.1, rates="fixed")
+BRIEF_FIELDS = ("hidden", "steps", "batch_size", "lr")  # set one, and a preset keeps the brief training
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,14 @@ def split_halving(losses: Sequence[nn.Module], settings: SplitTraining) -> list[
     with single_thread():
         return successive_halving(losses, faithful_data(settings), settings.spec, settings.faithful,
                                   faithful_seed(settings), settings.halving_rungs, settings.data_seed)
+
+
+def preset_fitness(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The fitness fields a preset adds: :data:`MEASURED_FITNESS`, unless ``overrides`` choose
+    the training themselves or set a brief-training field (then the brief training they tune)."""
+    if "fitness_training" in overrides or any(field in overrides for field in BRIEF_FIELDS):
+        return {}
+    return dict(MEASURED_FITNESS)
 
 
 @dataclass
