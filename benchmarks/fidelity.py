@@ -637,7 +637,9 @@ def markdown(result: dict) -> str:
     plan, tables, summary = result["plan"], result["tables"], result["summary"]
     choice = summary["default_setting"]
     lines = [f"# Fidelity of the fitness: {len(tables)} of {len(plan['cells'])} cells finished", "",
-             f"`{result['command']}`; {harness.machine_line(result['machine'])}", "",
+             f"Jobs: `{result['continue_command']}` (a rerun skips finished jobs); these tables: `{result['command']}`; "
+             f"{harness.machine_line(result['machine'])}; the jobs took {result['job_cpu_seconds'] / 3600:.1f} CPU hours "
+             "(one thread each).", "",
              f"Panel of {len(plan['panel'])} losses: {', '.join(plan['panel'])}. Meta-test: mlp3, batch {BATCH_SIZE}, "
              f"{plan['steps']} steps, each loss at its own tuned rate, seeds "
              f"{plan['meta_seeds'][0]}-{plan['meta_seeds'][-1]}; fitness trained with run seeds "
