@@ -199,8 +199,9 @@ class LogitGradientLoss(nn.Module):
         self.gradient = gradient
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        grad = self.gradient(logits.detach().unsqueeze(0), target)
+        # the gradient's tables live on the CPU: a model on another device sends its logits over
+        grad = self.gradient(logits.detach().cpu().unsqueeze(0), target.cpu())
         if grad is None:  # the loss ignores the prediction
             return (logits * 0).sum()
-        value = _InjectedGradient.apply(logits, grad[0].to(logits.dtype))
+        value = _InjectedGradient.apply(logits, grad[0].to(device=logits.device, dtype=logits.dtype))
         return value if bool(torch.isfinite(grad).all()) else value + float("nan")

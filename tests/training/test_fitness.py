@@ -84,3 +84,17 @@ def test_a_device_torch_cannot_use_is_one_line(monkeypatch):
         check_device("cuda")
     with pytest.raises(ValueError, match="unknown device"):
         check_device("tpu")
+
+
+def test_a_loss_known_by_its_logit_gradient_has_that_gradient():
+    from deap_mln.data.brief_training import LogitGradientLoss, module_logit_gradient
+
+    ce = nn.CrossEntropyLoss()
+    wrapped = LogitGradientLoss(module_logit_gradient(ce))
+    z = torch.randn(6, 4, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    (expected,) = torch.autograd.grad(ce(z, y), z)
+    value = wrapped(z, y)
+    (got,) = torch.autograd.grad(value, z)
+    assert float(value.detach()) == 0.0 and torch.allclose(got, expected)
+    assert math.isnan(float(LogitGradientLoss(module_logit_gradient(NaNLoss()))(z, y).detach()))
