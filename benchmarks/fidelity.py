@@ -364,14 +364,6 @@ def job_path(out: Path, cell: str, stage: str, name: str) -> Path:
     return folder / f"{name.replace(':', '_')}.json"
 
 
-def _finished(path: Path, identity: dict) -> dict | None:
-    """A finished job's facts; ValueError when the file was written for another identity."""
-    if not path.is_file():
-        return None
-    facts = read_json(path)
-    if facts.get("identity") != identity:
-        raise ValueError(f"{path} was written for {facts.get('identity')}, not {identity}: move it away to rerun")
-    return facts
 
 
 def _spec(cell: str, steps: int, lr: float):
@@ -389,7 +381,7 @@ def meta_test_job(cell: str, loss: str, plan: Plan, out: Path) -> dict:
     identity = dict(stage="meta-test", cell=cell, loss=loss, loss_id=loss_digest(loss), seeds=list(plan.meta_seeds),
                     steps=steps, model=MODEL, batch_size=BATCH_SIZE)
     path = job_path(out, cell, "meta-test", loss)
-    if (done := _finished(path, identity)) is not None:
+    if (done := harness.finished_job(path, identity)) is not None:
         return done
     import torch
 
@@ -460,7 +452,7 @@ def fitness_job(cell: str, loss: str, plan: Plan, out: Path, ce_lr: float, stage
     identity = dict(stage=stage, cell=cell, loss=loss, loss_id=loss_digest(loss), seeds=list(plan.fitness_seeds),
                     steps=steps, ce_lr=ce_lr, settings=[s.name for s in settings], timing=TIMING)
     path = job_path(out, cell, stage, loss)
-    if (done := _finished(path, identity)) is not None:
+    if (done := harness.finished_job(path, identity)) is not None:
         return done
     import torch
 
@@ -503,7 +495,7 @@ def halving_job(cell: str, seed: int, plan: Plan, out: Path, ce_lr: float) -> di
     identity = dict(stage="halving", cell=cell, seed=seed, panel={k: loss_digest(k) for k in plan.panel},
                     steps=steps, ce_lr=ce_lr, fraction=HALVING.fraction, rungs=HALVING.rungs, timing=TIMING)
     path = job_path(out, cell, "halving", f"seed{seed}")
-    if (done := _finished(path, identity)) is not None:
+    if (done := harness.finished_job(path, identity)) is not None:
         return done
     import torch
 

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 import deap_mln
-from deap_mln.io import write_json, write_text
+from deap_mln.io import read_json, write_json, write_text
 from deap_mln.mln.network import glorot_genome
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +92,17 @@ def command_line(script: str | Path, argv: Sequence[str] | None = None) -> str:
     (default: this process's arguments), relative to the repository root."""
     args = list(argv) if argv is not None else sys.argv[1:]
     return shlex.join(["python", os.path.relpath(Path(script).resolve(), REPO_ROOT), *args])
+
+
+def finished_job(path: Path, identity: dict) -> dict | None:
+    """A resumable benchmark's finished job: the facts in ``path`` (None when it is not there);
+    ValueError when the file was written for another job ``identity``."""
+    if not path.is_file():
+        return None
+    facts = read_json(path)
+    if facts.get("identity") != identity:
+        raise ValueError(f"{path} was written for {facts.get('identity')}, not {identity}: move it away to rerun")
+    return facts
 
 
 def read_csv_rows(path: str | Path) -> list[dict[str, str]]:

@@ -259,14 +259,6 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def finished(path: Path, identity: dict) -> dict | None:
-    """A finished job's facts; ValueError when the file was written for another identity."""
-    if not path.is_file():
-        return None
-    facts = read_json(path)
-    if facts.get("identity") != identity:
-        raise ValueError(f"{path} was written for {facts.get('identity')}, not {identity}: move it away to rerun")
-    return facts
 
 
 def sha256(path: Path) -> str:
@@ -289,7 +281,7 @@ def evolution_job(search: Evolution, job_path: Path, run_dir: Path, rerun: bool 
     """Evolve ``search``'s loss into ``run_dir`` (one thread); its facts to ``job_path``. ``rerun``:
     evolve again although the job finished (its loss file is not on this machine)."""
     identity = search.identity()
-    done = finished(job_path, identity)
+    done = harness.finished_job(job_path, identity)
     if done is not None and not rerun:
         return done
     import shutil
@@ -345,7 +337,7 @@ def meta_test_job(test: MetaTest, job_path: Path, out: Path, source_job: Path | 
     """Meta-test ``test`` (tuned protocol, one thread) into ``out``; its facts to ``job_path``. An
     evolved loss whose file is missing is evolved again first (its search read from ``source_job``)."""
     identity = test.identity()
-    if (done := finished(job_path, identity)) is not None:
+    if (done := harness.finished_job(job_path, identity)) is not None:
         return done
     import shutil
 
@@ -564,7 +556,7 @@ def run_jobs(jobs: list[Job], workers: int, extend: Callable[[dict[str, dict]], 
                     if not all(k in done for k in job.needs):
                         continue
                     args = job.bind(done) if job.bind else job.args
-                    facts = finished(args[1], args[0].identity())
+                    facts = harness.finished_job(args[1], args[0].identity())
                     if facts is not None:
                         pending.remove(job)
                         done[job.key] = facts

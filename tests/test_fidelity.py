@@ -2,13 +2,13 @@
 Spearman with ties, its bootstrap interval, the ceiling, the target and the shape of fidelity.json."""
 from __future__ import annotations
 
-import importlib
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import benchmark_module
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 LOSSES = ["ce", "ls", "mse", "focal", "gp"]
@@ -20,12 +20,8 @@ TRUTH = {"ce": 0.90, "ls": 0.95, "mse": 0.85, "focal": 0.80, "gp": 0.70}   # met
 
 @pytest.fixture(scope="module")
 def fidelity():
-    """benchmarks/fidelity.py, imported as the script imports it (``harness`` a top-level module)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("fidelity")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("fidelity") as module:
+        yield module
 
 
 def test_average_ranks_share_ties(fidelity):

@@ -3,18 +3,16 @@ training counts on hand-written run files."""
 from __future__ import annotations
 
 import csv
-import importlib
 import itertools
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
 
 from deap_mln.io import CONFIG_FILE, EVALUATIONS_FILE, LOGBOOK_FILE, read_json
 from deap_mln.stats import holm_adjust
-from tests.conftest import tiny_config
+from tests.conftest import benchmark_module, tiny_config
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SEEDS = [0, 1, 2, 3, 4]          # 5: the fewest pairs compare_paired tests
@@ -24,12 +22,8 @@ GAIN = {"ls": [1, 2, -1, 3, 1], "gp": [2, 2, 2, 2, 0], "mln-universal": [-1, -1,
 
 @pytest.fixture(scope="module")
 def league():
-    """benchmarks/league.py, imported as the script imports it (``harness`` a top-level module)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("league")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("league") as module:
+        yield module
 
 
 def accuracy(name: str, seed: int) -> float:

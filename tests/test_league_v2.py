@@ -3,17 +3,16 @@ comparisons with CE and with tuned label smoothing Holm-adjusted within a cell, 
 shape of league.json and the target."""
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
 
 from deap_mln.io import read_json, write_json
 from deap_mln.stats import holm_adjust
+from tests.conftest import benchmark_module
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SEEDS = list(range(10))                  # 10 pairs: sign-flip p down to 2/1024, room for Holm
@@ -33,12 +32,8 @@ KINDS = {"ls-tuned": "reference", "ls": "reference", "ce": "reference", "gp": "e
 
 @pytest.fixture(scope="module")
 def lv2():
-    """benchmarks/league_v2.py, imported as the script imports it (``harness`` and ``league`` top-level)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("league_v2")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("league_v2") as module:
+        yield module
 
 
 def accuracy(gain: dict[str, list[int]], row: str, seed: int) -> float:
