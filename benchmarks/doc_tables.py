@@ -320,6 +320,70 @@ def demo_paragraph() -> str:
             f"Files: `benchmarks/results/demo/`.")
 
 
+# ------------------------------------------------------------------------------ league v2
+
+
+LEAGUE_V2 = "league_v2/league.json"
+
+
+def league_v2_cell(data: Mapping[str, Any], cell: str) -> dict | None:
+    """The entry of ``league.json``'s ``cells`` for ``cell`` ("dataset/optimizer"), None where the report has none."""
+    return next((e for e in data["cells"] if f"{e['dataset']}/{e['optimizer']}" == cell), None)
+
+
+def seeds_text(data: Mapping[str, Any]) -> str:
+    """How many seeds the league's tables hold, saying so when the run has not finished them all."""
+    planned, seeds = len(data["plan"]["seeds"]), len(data["cells"][0]["seeds"]) if data["cells"] else 0
+    full = benchmark("league_v2").SEEDS
+    return f"{seeds} seeds" if planned >= len(full) else f"{seeds} of the league's {len(full)} seeds (a partial report)"
+
+
+def from_league_v2_cell(cell: str, **select: Any) -> DocTable:
+    """One cell's table of ``benchmarks/league_v2.py`` (its ``markdown_cell``) from ``league.json``."""
+    def render() -> str:
+        entry = league_v2_cell(read_json(RESULTS / LEAGUE_V2), cell)
+        if entry is None or not entry["rows"]:
+            return f"*{NOT_MEASURED}: no row of {cell} has finished all of the report's seeds.*"
+        text = benchmark("league_v2").markdown_cell(entry)
+        return nth_table(text, 0, f"league_v2.markdown_cell({LEAGUE_V2})").select(**select).render()
+    return DocTable((LEAGUE_V2,), render, optional=True)
+
+
+def league_v2_target() -> str:
+    """The target's verdict, part by part, as ``benchmarks/league_v2.py`` writes it (without its heading)."""
+    data = read_json(RESULTS / LEAGUE_V2)
+    lines = benchmark("league_v2").markdown_target(data["target"])
+    return f"From {seeds_text(data)}.\n\n" + "\n".join(lines[2:])
+
+
+def league_v2_costs() -> str:
+    """What a search cost per cell, as ``benchmarks/league_v2.py`` writes it."""
+    data = read_json(RESULTS / LEAGUE_V2)
+    return benchmark("league_v2").markdown_costs(data["budget"]["per_cell"], data["plan"]["families"])
+
+
+def league_v2_paragraph() -> str:
+    """README: per cell, the best evolved loss against the best fixed one, and the target's verdict."""
+    data = read_json(RESULTS / LEAGUE_V2)
+    target = data["target"]
+    verdicts = []
+    for part in target["a"]["cells"]:
+        if "best_evolved" not in part:
+            continue
+        mean = {r["loss"]: r["mean"] for r in league_v2_cell(data, part["cell"])["rows"]}  # type: ignore[index]
+        p = "no test possible" if part["p"] is None else f"p {part['p']:.3f}"
+        verdicts.append(f"{part['cell']}: {part['best_evolved']} {mean[part['best_evolved']]:.3f} against "
+                        f"{part['best_fixed']} {mean[part['best_fixed']]:.3f} ({part['diff']:+.4f}, {p})")
+    met = {k: "met" if target[k]["met"] else "not met" for k in ("a", "b", "c")}
+    return (f"League v2 (`{data['command']}`, {seeds_text(data)}, {data['budget']['spec_trainings']} spec trainings "
+            f"per search; `benchmarks/results/league_v2/league.md`), best evolved loss against the best fixed "
+            f"loss per cell, mean test accuracy and paired sign-flip p: {'; '.join(verdicts) or 'none finished'}. "
+            f"Target: (a) no cell where the best evolved loss is significantly worse, {met['a']}; (b) an evolved loss "
+            f"beating CE and tuned label smoothing (Holm p < 0.05) in {target['b']['count']} cells (2 wanted), "
+            f"{met['b']}; (c) the MLN hybrid within the best family's interval in {target['c']['count']} cells "
+            f"(3 wanted), {met['c']}.")
+
+
 # ------------------------------------------------------------------------------ every table of the docs
 
 
@@ -331,6 +395,8 @@ LEAGUE_TARGET_COLUMNS = ["loss", "mean test acc. (sd)", "vs CE [95% CI]", "wins 
                          "evolution CPU s"]
 LEAGUE_TARGET_ROWS = ["mln-universal", "mln-kclass", "mln-hybrid", "mln-es", "gp (!)", "taylorglo", "ce", "mse",
                       "focal", "ls"]
+LEAGUE_V2_COLUMNS = ["loss", "kind", "mean test acc. (sd)", "vs CE [95% CI]", "p Holm vs CE", "vs ls-tuned [95% CI]",
+                     "p Holm vs ls-tuned", "lr", "spec trainings", "search CPU s"]
 META_TEST_COLUMNS = ["loss", "lr", "runs", "test accuracy mean", "std", "diff vs ce [95% CI]", "test", "p", "s/run"]
 
 TABLES: dict[str, DocTable] = {
@@ -389,6 +455,12 @@ TABLES: dict[str, DocTable] = {
     # docs/deploy.md
     "deploy/schemes": from_function("deploy_overhead", "deploy_overhead", 1),
     "deploy/cost": from_function("deploy_overhead", "deploy_overhead_quiet_host", 0),
+    # docs/league.md and README.md: league v2
+    **{f"league-v2/{cell.replace('/', '-')}": from_league_v2_cell(cell, columns=LEAGUE_V2_COLUMNS)
+       for cell in benchmark("league_v2").CELLS},
+    "league-v2/target": DocTable((LEAGUE_V2,), league_v2_target, optional=True),
+    "league-v2/costs": DocTable((LEAGUE_V2,), league_v2_costs, optional=True),
+    "league-v2/readme": DocTable((LEAGUE_V2,), league_v2_paragraph, optional=True),
     # README.md
     "demo/readme": DocTable(("demo/demo.json", "demo/meta_test/per_seed.csv"), demo_paragraph, optional=True),
 }

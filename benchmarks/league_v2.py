@@ -809,7 +809,7 @@ def _comparison(c: dict | None) -> tuple[str, str]:
 
 def markdown_cell(cell: dict) -> str:
     n = len(cell["seeds"])
-    lines = [f"| loss | kind | mean test acc. (sd) | vs CE [95% CI] | p Holm | vs ls-tuned [95% CI] | p Holm "
+    lines = [f"| loss | kind | mean test acc. (sd) | vs CE [95% CI] | p Holm vs CE | vs ls-tuned [95% CI] | p Holm vs ls-tuned "
              f"| wins / losses vs CE of {n} | lr | spec trainings | search CPU s | s / run |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in cell["rows"]:
@@ -824,6 +824,17 @@ def markdown_cell(cell: dict) -> str:
         lines.append(f"| {r['loss']}{marks} | {r['kind']} | {r['mean']:.4f} ({_f(r['sd'], '.4f')}) | {ce} | {ce_p} "
                      f"| {ls} | {ls_p} | {wins} | {lr} | {_f(r.get('spec_trainings'), '.1f')} "
                      f"| {_f(r.get('search_cpu_seconds'), '.0f')} | {r['seconds_per_run']:.2f} |")
+    return "\n".join(lines)
+
+
+def markdown_costs(costs: dict[str, dict], families: Sequence[str]) -> str:
+    """:func:`search_costs` as a table: per cell, what a search spent (mean per seed) and each family's CPU seconds."""
+    lines = ["| cell | searches | spec trainings | shortened trainings | CPU s (mean) | " + " | ".join(families) + " |",
+             "|---|---:|---:|---:|---:|" + "---:|" * len(families)]
+    for name, c in costs.items():
+        lines.append(f"| {name} | {c['searches']} | {c['spec_trainings']:.1f} | {c['trainings']:.0f} | "
+                     f"{c['cpu_seconds']:.0f} | " + " | ".join(_f(c["by_family"].get(f), ".0f") for f in families)
+                     + " |")
     return "\n".join(lines)
 
 
@@ -953,13 +964,7 @@ def write_report(plan: Plan, layout: Layout, command: str, seconds: float | None
              f"Transfer rows: {', '.join(chosen) if chosen else 'none yet'}.", ""]
     parts += markdown_target(target) + [""]
     if costs:
-        parts += ["## What a search cost", "", "| cell | searches | spec trainings | shortened trainings | CPU s "
-                  "(mean) | " + " | ".join(plan.families) + " |", "|---|---:|---:|---:|---:|" + "---:|" * len(plan.families)]
-        for name, c in costs.items():
-            parts.append(f"| {name} | {c['searches']} | {c['spec_trainings']:.1f} | {c['trainings']:.0f} | "
-                         f"{c['cpu_seconds']:.0f} | " + " | ".join(_f(c["by_family"].get(f), ".0f") for f in plan.families)
-                         + " |")
-        parts.append("")
+        parts += ["## What a search cost", "", markdown_costs(costs, plan.families), ""]
     for cell in cells:
         parts += [f"## {cell['dataset']} / {cell['optimizer']}", ""]
         parts += [markdown_cell(cell), ""] if cell["rows"] else ["Not started.", ""]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import statistics
 from pathlib import Path
 
 import pytest
@@ -250,6 +251,32 @@ def test_report_from_the_job_files_alone(lv2, tmp_path):
     text = (tmp_path / "league.md").read_text()
     assert "## Target" in text and "| gp<-mnist1d | transfer |" in text and (tmp_path / "league.png").is_file()
     assert read_json(tmp_path / "league.json")["jobs"] == len(hand_made_jobs(lv2))
+
+
+def test_the_docs_tables_are_the_reports_own(lv2, tmp_path, monkeypatch):
+    """benchmarks/doc_tables.py renders league.json through league_v2's formatters: the cell's table
+    holds league.md's rows cell for cell, the target and the README sentence its numbers; a cell the
+    report lacks says it is not measured."""
+    layout = lv2.Layout(tmp_path / "league_v2")
+    layout.jobs.mkdir(parents=True)
+    for number, job in enumerate(hand_made_jobs(lv2)):  # collect() reads every json under jobs/
+        write_json(layout.jobs / f"{number}.json", job)
+    plan = lv2.Plan(cells=("digits/adam",), families=("mln-hybrid", "gp"), universal=("mln-universal",))
+    lv2.write_report(plan, layout, "python benchmarks/league_v2.py --report", None)
+    with benchmark_module("doc_tables") as doc_tables:
+        monkeypatch.setattr(doc_tables, "RESULTS", tmp_path)
+        table = doc_tables.TABLES["league-v2/digits-adam"].text()
+        written = (tmp_path / "league_v2" / "league.md").read_text()
+        gp_line = next(line for line in written.splitlines() if line.startswith("| gp | evolved |"))
+        gp_row = next(line for line in table.splitlines() if line.startswith("| gp | evolved |"))
+        assert gp_row.split(" | ")[:7] == gp_line.split(" | ")[:7]  # loss .. p Holm vs ls-tuned, unchanged
+        assert doc_tables.TABLES["league-v2/mnist-sgd"].text().startswith(f"*{doc_tables.NOT_MEASURED}")
+        target = doc_tables.TABLES["league-v2/target"].text()
+        assert target.startswith("From 10 seeds.") and "(b) " in target and "## Target" not in target
+        paragraph = doc_tables.TABLES["league-v2/readme"].text()
+        assert f"digits/adam: gp {statistics.mean(accuracy(GAIN, 'gp', s) for s in SEEDS):.3f} against ls-tuned" in paragraph
+        assert "beating CE and tuned label smoothing (Holm p < 0.05) in 1 cells (2 wanted), not met" in paragraph
+        assert "| digits/adam | 20 |" in doc_tables.TABLES["league-v2/costs"].text()  # 10 seeds x 2 data-driven families
 
 
 def test_commit_jobs_commits_the_job_files_by_path_only(lv2, tmp_path, monkeypatch):
