@@ -58,9 +58,11 @@ family (evolved or universal rows) reaches 0.
 ``identity`` and facts, with the git commit that ran it); a rerun skips finished jobs and refuses a
 job file written for other settings. ``--commit-every MINUTES`` commits ``--out/jobs`` by path as
 jobs finish, so a later session on a fresh machine resumes from what landed. Run and meta-test
-directories go under ``--out/work/`` (not committed); a meta-test whose evolved loss file is not on
-this machine evolves it again first (the searches are seeded; a loss that comes out different is
-recorded). The tables (``league.json``, ``league.md``, ``league.png``) are a pure function of the job
+directories go under ``--out/work/`` (not committed), but a search's loss file of at most
+:data:`KEPT_LOSS_BYTES` (GP's and TaylorGLO's) is kept beside its job file and committed with it; a
+meta-test whose evolved loss file is not on this machine restores that copy (if its SHA-256 is the
+job's) or else evolves the loss again first (the searches are seeded; a loss that comes out
+different is recorded). The tables (``league.json``, ``league.md``, ``league.png``) are a pure function of the job
 files (:func:`cell_tables`).
 """
 from __future__ import annotations
@@ -73,6 +75,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import shutil
 import statistics
 import subprocess
 import sys
@@ -109,6 +112,8 @@ TARGET_CELLS_BEAT = 2  # target (b): cells where an evolved loss beats CE and ls
 TARGET_CELLS_MLN = 3   # target (c): cells where the MLN hybrid is within the best family's interval
 CODE_PATHS = ("deap_mln", "benchmarks/league_v2.py", "benchmarks/league.py", "benchmarks/harness.py")
 JOBS_DIR, WORK_DIR = "jobs", "work"
+KEPT_LOSS_BYTES = 64 * 1024  # a search's loss file up to this size is kept with its job file (GP, TaylorGLO: 2 KB;
+                             # an MLN's, 0.7 MB with its compiled table, is evolved again where it is needed)
 
 
 @dataclass(frozen=True)
@@ -284,8 +289,6 @@ def evolution_job(search: Evolution, job_path: Path, run_dir: Path, rerun: bool 
     done = harness.finished_job(job_path, identity)
     if done is not None and not rerun:
         return done
-    import shutil
-
     import torch
 
     torch.set_num_threads(1)
@@ -304,8 +307,26 @@ def evolution_job(search: Evolution, job_path: Path, run_dir: Path, rerun: bool 
         facts["evolved_again"] = dict(previous_loss_sha256=done["loss_sha256"],
                                       identical=done["loss_sha256"] == facts["loss_sha256"])
     job_path.parent.mkdir(parents=True, exist_ok=True)
+    if (run_dir / BEST_LOSS_FILE).stat().st_size <= KEPT_LOSS_BYTES:
+        shutil.copyfile(run_dir / BEST_LOSS_FILE, kept_loss(job_path))
     write_json(job_path, dict(identity=identity, **facts))
     return read_json(job_path)
+
+
+def kept_loss(job_path: Path) -> Path:
+    """Where a search's small loss file is kept beside its job file (committed with it)."""
+    return job_path.with_suffix(".pt")
+
+
+def restore_loss(source_job: Path, source_dir: Path) -> bool:
+    """Put a finished search's kept loss file back in its run directory, if it is the one the job
+    recorded (same SHA-256): a later session then meta-tests it without evolving it again."""
+    kept = kept_loss(source_job)
+    if not (kept.is_file() and source_job.is_file() and read_json(source_job).get("loss_sha256") == sha256(kept)):
+        return False
+    source_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(kept, source_dir / BEST_LOSS_FILE)
+    return True
 
 
 @dataclass(frozen=True)
@@ -339,15 +360,13 @@ def meta_test_job(test: MetaTest, job_path: Path, out: Path, source_job: Path | 
     identity = test.identity()
     if (done := harness.finished_job(job_path, identity)) is not None:
         return done
-    import shutil
-
     from deap_mln.metatest.run import meta_test
 
     loss, digest = test.loss, None
     if test.source is not None:
         assert source_job is not None and source_dir is not None
         with locked(source_dir.parent / f"{source_dir.name}.lock"):
-            if not (source_dir / BEST_LOSS_FILE).is_file():
+            if not (source_dir / BEST_LOSS_FILE).is_file() and not restore_loss(source_job, source_dir):
                 evolution_job(test.source, source_job, source_dir, rerun=True)
         loss, digest = str(source_dir / BEST_LOSS_FILE), sha256(source_dir / BEST_LOSS_FILE)
     if out.exists():
@@ -989,7 +1008,6 @@ def probe(out: Path, plan: Plan) -> dict:
     searches (:data:`PROBE_BUDGETS`), whose difference gives the CPU seconds per spec training spent
     and the rest a fixed cost per search (data, files, figures); a one-seed meta-test of a formula
     loss (Baikal) and of an MLN (``digits_task``). Then :func:`estimate` at ``plan``."""
-    import shutil
 
     import torch
     from torch import nn

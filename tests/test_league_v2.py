@@ -279,6 +279,17 @@ def test_the_docs_tables_are_the_reports_own(lv2, tmp_path, monkeypatch):
         assert "| digits/adam | 20 |" in doc_tables.TABLES["league-v2/costs"].text()  # 10 seeds x 2 data-driven families
 
 
+def test_a_kept_loss_file_is_restored_only_if_it_is_the_one_the_job_recorded(lv2, tmp_path):
+    job_path, run_dir = tmp_path / "jobs" / "seed-0.json", tmp_path / "work" / "seed-0"
+    job_path.parent.mkdir()
+    lv2.kept_loss(job_path).write_bytes(b"a loss")
+    write_json(job_path, dict(loss_sha256=lv2.sha256(lv2.kept_loss(job_path))))
+    assert lv2.restore_loss(job_path, run_dir) and (run_dir / lv2.BEST_LOSS_FILE).read_bytes() == b"a loss"
+    lv2.kept_loss(job_path).write_bytes(b"another loss")  # not what the search wrote: evolve it again
+    assert not lv2.restore_loss(job_path, tmp_path / "elsewhere")
+    assert not lv2.restore_loss(tmp_path / "jobs" / "seed-1.json", tmp_path / "elsewhere")  # nothing kept
+
+
 def test_commit_jobs_commits_the_job_files_by_path_only(lv2, tmp_path, monkeypatch):
     import subprocess
 
