@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import shutil
 import statistics
 from pathlib import Path
 
@@ -320,3 +321,21 @@ def test_a_cell_not_finished_fails_part_a(lv2):
     target = lv2.league_target(cells(lv2, hand_made_jobs(lv2), ("digits/adam", "mnist/sgd")))
     assert [c["met"] for c in target["a"]["cells"]] == [True, False] and not target["a"]["met"]
     assert target["a"]["cells"][1]["reason"] == "no rows"
+
+
+@pytest.mark.slow
+def test_a_later_session_meta_tests_a_committed_search_without_evolving_it_again(lv2, tmp_path):
+    """A real TaylorGLO search (tiny budget) keeps its loss beside its job file; with its run
+    directory gone, as on a fresh machine, the meta-test restores that file and the search's job
+    file stays as it was (no ``evolved_again``)."""
+    layout = lv2.Layout(tmp_path)
+    search = lv2.Evolution("taylorglo", 0, "digits", "adam", budget=1, steps=40, spec_lr=0.01)
+    job_path, run_dir = layout.evolution(search)
+    facts = lv2.evolution_job(search, job_path, run_dir)
+    assert lv2.kept_loss(job_path).read_bytes() == (run_dir / lv2.BEST_LOSS_FILE).read_bytes()
+    assert facts["spec_trainings"] <= 1 and facts["trainings"] > 0
+    shutil.rmtree(layout.work)
+    test = lv2.MetaTest("taylorglo", "evolved", "digits", "adam", (0,), 40, source=search)
+    result = lv2.meta_test_job(test, *layout.meta_test(test), job_path, run_dir)
+    assert result["loss_sha256"] == facts["loss_sha256"] and 0 < result["accuracy"]["0"] <= 1
+    assert read_json(job_path) == facts
