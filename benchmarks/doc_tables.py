@@ -356,6 +356,12 @@ def league_v2_target() -> str:
     return f"From {seeds_text(data)}.\n\n" + "\n".join(lines[2:])
 
 
+def league_v2_summary() -> str:
+    """Per cell, the best row of each kind against CE and ls-tuned, as ``benchmarks/league_v2.py`` writes it."""
+    data = read_json(RESULTS / LEAGUE_V2)
+    return benchmark("league_v2").markdown_summary(data["cells"])
+
+
 def league_v2_costs() -> str:
     """What a search cost per cell, as ``benchmarks/league_v2.py`` writes it."""
     data = read_json(RESULTS / LEAGUE_V2)
@@ -458,6 +464,7 @@ TABLES: dict[str, DocTable] = {
     # docs/league.md and README.md: league v2
     **{f"league-v2/{cell.replace('/', '-')}": from_league_v2_cell(cell, columns=LEAGUE_V2_COLUMNS)
        for cell in benchmark("league_v2").CELLS},
+    "league-v2/summary": DocTable((LEAGUE_V2,), league_v2_summary, optional=True),
     "league-v2/target": DocTable((LEAGUE_V2,), league_v2_target, optional=True),
     "league-v2/costs": DocTable((LEAGUE_V2,), league_v2_costs, optional=True),
     "league-v2/readme": DocTable((LEAGUE_V2,), league_v2_paragraph, optional=True),

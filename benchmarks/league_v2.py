@@ -857,6 +857,32 @@ def markdown_costs(costs: dict[str, dict], families: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def markdown_summary(cells: Sequence[dict]) -> str:
+    """One line per cell: CE, ls-tuned, the best fixed loss and the best row of each other kind (by
+    mean test accuracy), the evolved one with its Holm-adjusted comparisons."""
+    def best(rows: list[dict], kind: str) -> str:
+        chosen = [r for r in rows if r["kind"] == kind]
+        if not chosen:
+            return "–"
+        top = max(chosen, key=lambda r: r["mean"])
+        return f"{top['loss']} {top['mean']:.4f}"
+
+    lines = ["| cell | seeds | CE | ls-tuned | best fixed | best evolved | its vs CE (p Holm) | its vs ls-tuned (p Holm) "
+             "| best transfer | best universal |", "|---|---:|---:|---:|---|---|---:|---:|---|---|"]
+    for cell in cells:
+        rows = {r["loss"]: r for r in cell["rows"]}
+        evolved = [r for r in cell["rows"] if r["kind"] == "evolved"]
+        top = max(evolved, key=lambda r: r["mean"]) if evolved else None
+        versus = [f"{top[k]['diff']:+.4f} ({_f(top[k]['p_holm'], '.3f')})" if top and top[k] else "–"
+                  for k in ("vs_ce", "vs_ls_tuned")]
+        lines.append(f"| {cell['dataset']}/{cell['optimizer']} | {len(cell['seeds'])} | "
+                     f"{_f(rows['ce']['mean'] if 'ce' in rows else None, '.4f')} | "
+                     f"{_f(rows[LS_TUNED]['mean'] if LS_TUNED in rows else None, '.4f')} | "
+                     f"{best(cell['rows'], 'reference')} | {best(cell['rows'], 'evolved')} | {versus[0]} | {versus[1]} | "
+                     f"{best(cell['rows'], 'transfer')} | {best(cell['rows'], 'universal')} |")
+    return "\n".join(lines)
+
+
 def markdown_target(target: dict) -> list[str]:
     def verdict(part: dict) -> str:
         return "**met**" if part["met"] else "**not met**"
@@ -981,6 +1007,7 @@ def write_report(plan: Plan, layout: Layout, command: str, seconds: float | None
              "bootstrap 95% interval; *p Holm*: exact sign-flip p, Holm-adjusted over the cell's rows per comparison. "
              "(!): flagged by the K-class check; (edge k/n): k of n rate searches ended at an edge of the grid. "
              f"Transfer rows: {', '.join(chosen) if chosen else 'none yet'}.", ""]
+    parts += ["## Per cell, the best of each kind", "", markdown_summary(cells), ""]
     parts += markdown_target(target) + [""]
     if costs:
         parts += ["## What a search cost", "", markdown_costs(costs, plan.families), ""]

@@ -277,6 +277,10 @@ def test_the_docs_tables_are_the_reports_own(lv2, tmp_path, monkeypatch):
         paragraph = doc_tables.TABLES["league-v2/readme"].text()
         assert f"digits/adam: gp {statistics.mean(accuracy(GAIN, 'gp', s) for s in SEEDS):.3f} against ls-tuned" in paragraph
         assert "beating CE and tuned label smoothing (Holm p < 0.05) in 1 cells (2 wanted), not met" in paragraph
+        summary = doc_tables.TABLES["league-v2/summary"].text().splitlines()[2]
+        assert summary.startswith(f"| digits/adam | 10 | {statistics.mean(CE) / 64:.4f} | ")
+        assert f"| gp {statistics.mean(accuracy(GAIN, 'gp', s) for s in SEEDS):.4f} | +0.0469 (" in summary
+        assert "| gp<-mnist1d " in summary and "| mln-universal " in summary
         assert "| digits/adam | 20 |" in doc_tables.TABLES["league-v2/costs"].text()  # 10 seeds x 2 data-driven families
 
 
