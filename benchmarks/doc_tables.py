@@ -382,9 +382,10 @@ def league_v2_paragraph() -> str:
                         f"{part['best_fixed']} {mean[part['best_fixed']]:.3f} ({part['diff']:+.4f}, {p})")
     met = {k: "met" if target[k]["met"] else "not met" for k in ("a", "b", "c")}
     return (f"League v2 (`{data['command']}`, {seeds_text(data)}, {data['budget']['spec_trainings']} spec trainings "
-            f"per search; `benchmarks/results/league_v2/league.md`), best evolved loss against the best fixed "
-            f"loss per cell, mean test accuracy and paired sign-flip p: {'; '.join(verdicts) or 'none finished'}. "
-            f"Target: (a) no cell where the best evolved loss is significantly worse, {met['a']}; (b) an evolved loss "
+            f"per search; `benchmarks/results/league_v2/league.md`), the best learned loss (evolved on the cell's data, "
+            f"universal or transfer) against the best fixed loss per cell, mean test accuracy and paired sign-flip p: "
+            f"{'; '.join(verdicts) or 'none finished'}. "
+            f"Target: (a) no cell where the best learned loss is significantly worse, {met['a']}; (b) a learned loss "
             f"beating CE and tuned label smoothing (Holm p < 0.05) in {target['b']['count']} cells (2 wanted), "
             f"{met['b']}; (c) the MLN hybrid within the best family's interval in {target['c']['count']} cells "
             f"(3 wanted), {met['c']}.")

@@ -1036,7 +1036,6 @@ def probe(out: Path, plan: Plan) -> dict:
     searches (:data:`PROBE_BUDGETS`), whose difference gives the CPU seconds per spec training spent
     and the rest a fixed cost per search (data, files, figures); a one-seed meta-test of a formula
     loss (Baikal) and of an MLN (``digits_task``). Then :func:`estimate` at ``plan``."""
-
     import torch
     from torch import nn
 
